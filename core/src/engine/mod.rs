@@ -1,0 +1,512 @@
+//! [`Engine`]: the sans-IO gossip node of spec §6.
+//!
+//! The engine owns the counter, the peer table and the transmit queue. It never touches a
+//! socket or a clock: the caller feeds it what arrives and the current time, and takes out what
+//! to send. Call order, as in quinn-proto's `Connection`:
+//!
+//! 1. [`Engine::handle`] for every frame that arrives (`from` is the sender's address of the
+//!    §2 header — see [`crate::frame::split_header`]);
+//! 2. [`Engine::poll_transmit`] until it returns `None`, sending each [`Transmit`] (one TCP
+//!    connection each) and reporting the result with [`Engine::on_delivered`] or
+//!    [`Engine::on_send_failed`];
+//! 3. [`Engine::handle_timeout`] when the time of [`Engine::poll_timeout`] has come, then
+//!    `poll_transmit` again.
+//!
+//! Randomness (which peers to gossip with) comes from the caller's `rand_core::RngCore`, so a
+//! seeded run is deterministic.
+
+mod config;
+mod push;
+mod stats;
+
+pub use config::{Compressor, Config};
+pub use stats::Stats;
+
+use crate::counter::{CounterError, Entry, PnCounter};
+use crate::digest::digest;
+use crate::error::WireError;
+use crate::frame::{self, is_gossip_address, FLAG_ZSTD};
+use crate::id::NodeId;
+use crate::message::{Message, MessageType};
+use crate::peers::{Peer, PeerSource, PeerState, PeerTable};
+use crate::slots::{CapacityExceeded, Slots};
+use crate::time::Instant;
+use crate::union::Union;
+use heapless::Deque;
+
+/// Replies and gossip waiting for `poll_transmit`. Beyond this, replies are shed (counted):
+/// a flood of DigestPulls cannot make the engine queue unbounded work.
+pub const QUEUE_CAPACITY: usize = 16;
+
+/// A frame the engine wants sent: `buf[..len]` of the `poll_transmit` call is the whole TCP
+/// payload (§2 header included), to be written to `to` in one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Transmit<const L: usize> {
+    /// Destination gossip address.
+    pub to: NodeId<L>,
+    /// Bytes written into the buffer.
+    pub len: usize,
+    /// What kind of message it carries.
+    pub message: MessageType,
+    /// The frame was compressed.
+    pub compressed: bool,
+}
+
+/// What [`Engine::handle`] did with a valid frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Handled {
+    /// The message type received.
+    pub message: MessageType,
+    /// The state changed (a Push raised some total).
+    pub changed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Outgoing {
+    Pull,
+    Ack(u64),
+    Push,
+}
+
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Pending<const L: usize> {
+    to: NodeId<L>,
+    what: Outgoing,
+}
+
+/// A gossip node: counter + peers + queue. See the module docs for the call order.
+///
+/// `L` bounds ids and addresses; `S` stores counter entries, `P` peers (fixed `heapless::Vec`
+/// or `Growable`). Aliases: [`FixedEngine`], [`GrowableEngine`].
+pub struct Engine<const L: usize, S, P> {
+    counter: PnCounter<L, S>,
+    peers: PeerTable<L, P>,
+    listen: NodeId<L>,
+    config: Config,
+    queue: Deque<Pending<L>, QUEUE_CAPACITY>,
+    next_sync: Instant,
+    next_full_sync: Instant,
+    digest: Option<u64>,
+    push_cursor: usize,
+    stats: Stats,
+}
+
+/// An engine on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes. No heap.
+pub type FixedEngine<const N: usize, const P: usize, const L: usize> =
+    Engine<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>>;
+
+/// An engine on growable heap stores (hosts).
+#[cfg(feature = "alloc")]
+pub type GrowableEngine<const L: usize> =
+    Engine<L, crate::slots::Growable<Entry<L>>, crate::slots::Growable<Peer<L>>>;
+
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
+    /// A node with id `id` that receives gossip at `listen` (the address written in the §2
+    /// header of every frame it sends; by convention the same as the id).
+    pub fn new(
+        id: NodeId<L>,
+        listen: NodeId<L>,
+        config: Config,
+        now: Instant,
+    ) -> Result<Self, CapacityExceeded> {
+        Self::with_stores(id, listen, config, now, S::default(), P::default())
+    }
+
+    /// As [`Engine::new`], with explicit stores (e.g. a `Growable` with a custom bound).
+    pub fn with_stores(
+        id: NodeId<L>,
+        listen: NodeId<L>,
+        config: Config,
+        now: Instant,
+        entries: S,
+        peers: P,
+    ) -> Result<Self, CapacityExceeded> {
+        Ok(Self {
+            counter: PnCounter::with_store(id, entries)?,
+            peers: PeerTable::from_store(peers),
+            listen,
+            config,
+            queue: Deque::new(),
+            next_sync: now + config.sync_interval,
+            next_full_sync: now + config.full_sync_interval,
+            digest: None,
+            push_cursor: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    // ----- state -----
+
+    /// The counter.
+    pub fn counter(&self) -> &PnCounter<L, S> {
+        &self.counter
+    }
+
+    /// The cluster-wide value as this node knows it.
+    pub fn value(&self) -> i128 {
+        self.counter.value()
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId<L> {
+        self.counter.local_id()
+    }
+
+    /// The address written in outgoing headers.
+    pub fn listen_addr(&self) -> &NodeId<L> {
+        &self.listen
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What the engine has done so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The digest of the current state (cached between changes).
+    pub fn digest(&mut self) -> u64 {
+        match self.digest {
+            Some(d) => d,
+            None => {
+                let d = digest(self.counter.entries());
+                self.digest = Some(d);
+                d
+            }
+        }
+    }
+
+    /// Adds `by` to this node's increments.
+    pub fn increment(&mut self, by: u64) -> Result<u64, CounterError> {
+        let r = self.counter.increment(by);
+        self.digest = None;
+        r
+    }
+
+    /// Adds `by` to this node's decrements.
+    pub fn decrement(&mut self, by: u64) -> Result<u64, CounterError> {
+        let r = self.counter.decrement(by);
+        self.digest = None;
+        r
+    }
+
+    /// Merges a state from elsewhere (e.g. recovered from disk).
+    pub fn merge_state<'i, I>(&mut self, entries: I) -> Result<bool, CounterError>
+    where
+        I: Iterator<Item = (&'i str, u64, u64)> + Clone,
+    {
+        let out = self.counter.merge_sorted(entries)?;
+        if out.changed {
+            self.digest = None;
+        }
+        Ok(out.changed)
+    }
+
+    // ----- peers -----
+
+    /// The peer table.
+    pub fn peers(&self) -> &PeerTable<L, P> {
+        &self.peers
+    }
+
+    /// Adds a peer (static or discovered). Its own address is refused silently (`Ok(false)`).
+    pub fn add_peer(
+        &mut self,
+        addr: &str,
+        source: PeerSource,
+        now: Instant,
+    ) -> Result<bool, PeerError> {
+        if !is_gossip_address(addr) {
+            return Err(PeerError::BadAddress);
+        }
+        let id = NodeId::new(addr).map_err(|_| PeerError::BadAddress)?;
+        if id == self.listen {
+            return Ok(false);
+        }
+        let added = self
+            .peers
+            .add(id, source, now)
+            .map_err(|_| PeerError::TableFull)?;
+        self.stats.peers_added += u64::from(added);
+        Ok(added)
+    }
+
+    /// Removes a peer.
+    pub fn remove_peer(&mut self, addr: &str) -> bool {
+        self.peers.remove(addr)
+    }
+
+    /// A transmit to `addr` was written out.
+    pub fn on_delivered(&mut self, addr: &str, now: Instant) {
+        self.peers.delivered(addr, now);
+    }
+
+    /// A transmit to `addr` could not be delivered (connect or write failed).
+    pub fn on_send_failed(&mut self, addr: &str, now: Instant) {
+        if self.peers.send_failed(addr, now, &self.config.detector) {
+            crate::fmt::debug!("peer {} down after repeated send failures", addr);
+            self.stats.peers_down += 1;
+        }
+    }
+
+    // ----- input -----
+
+    /// Handles one frame from `from` (the sender address of its §2 header).
+    ///
+    /// Invalid input is counted in [`Stats::rejects`] and changes nothing.
+    pub fn handle(&mut self, now: Instant, from: &str, frame: &[u8]) -> Result<Handled, WireError> {
+        self.stats.bytes_in += frame.len() as u64;
+        let r = self.handle_inner(now, from, frame);
+        if let Err(e) = r {
+            self.stats.reject(e);
+        }
+        r
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Instant,
+        from: &str,
+        frame: &[u8],
+    ) -> Result<Handled, WireError> {
+        if !is_gossip_address(from) {
+            return Err(WireError::BadHeader);
+        }
+        let from = NodeId::<L>::new(from).map_err(|_| WireError::BadHeader)?;
+        let body = frame::decode(frame, &self.config.frame_limits)?;
+        let msg = Message::parse(body.bytes(), &self.config.message_limits)?;
+        let kind = msg.message_type();
+        let mut changed = false;
+        match msg {
+            Message::Push { inc, dec, .. } => {
+                let out = self
+                    .counter
+                    .merge_sorted(Union::new(inc, dec))
+                    .map_err(|e| match e {
+                        CounterError::IdTooLong => WireError::IdTooLong,
+                        CounterError::Overflow => WireError::Overflow,
+                        _ => WireError::CapacityExceeded,
+                    })?;
+                self.stats.merges += 1;
+                if out.changed {
+                    self.stats.merges_changed += 1;
+                    self.digest = None;
+                    changed = true;
+                }
+                if out.input_behind {
+                    self.enqueue(from, Outgoing::Push);
+                }
+            }
+            Message::DigestPull { digest, .. } => {
+                let what = if digest == self.digest() {
+                    Outgoing::Ack(digest)
+                } else if self.counter.nonzero_len() > 0 {
+                    Outgoing::Push
+                } else {
+                    // Nothing to push: ask for theirs instead.
+                    Outgoing::Pull
+                };
+                self.enqueue(from, what);
+            }
+            Message::DigestAck { .. } => {}
+        }
+        if let Some(n) = self.stats.frames_in.get_mut(kind.index()) {
+            *n += 1;
+        }
+        self.note_sender(from, now);
+        Ok(Handled {
+            message: kind,
+            changed,
+        })
+    }
+
+    fn note_sender(&mut self, from: NodeId<L>, now: Instant) {
+        if from == self.listen {
+            return;
+        }
+        match self.peers.add(from, PeerSource::Sender, now) {
+            Ok(added) => self.stats.peers_added += u64::from(added),
+            Err(CapacityExceeded) => self.stats.peers_refused += 1,
+        }
+        self.peers.heard_from(from.as_str(), now);
+    }
+
+    fn enqueue(&mut self, to: NodeId<L>, what: Outgoing) {
+        let duplicate = self.queue.iter().any(|p| p.to == to && p.what == what);
+        if duplicate {
+            return;
+        }
+        if self.queue.push_back(Pending { to, what }).is_err() {
+            self.stats.shed += 1;
+        }
+    }
+
+    // ----- timers -----
+
+    /// When [`Engine::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_sync.min(self.next_full_sync))
+    }
+
+    /// Runs the sync rounds that are due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut impl rand_core::RngCore) {
+        if now >= self.next_sync {
+            let (downed, pruned) = self.peers.sweep(now, &self.config.detector);
+            self.stats.peers_down += downed as u64;
+            self.stats.peers_pruned += pruned as u64;
+            let fanout = usize::from(self.config.fanout);
+            let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
+            self.peers.choose(PeerState::Alive, fanout, rng, |a| {
+                let _ = chosen.push(a);
+            });
+            // One down peer is probed per round, so a peer that comes back is readmitted.
+            self.peers.choose(PeerState::Down, 1, rng, |a| {
+                let _ = chosen.push(a);
+            });
+            for to in chosen {
+                self.enqueue(to, Outgoing::Pull);
+            }
+            self.next_sync = advance(self.next_sync, self.config.sync_interval, now);
+        }
+        if now >= self.next_full_sync {
+            if self.counter.nonzero_len() > 0 {
+                let k = usize::from(self.config.fanout / 2).max(1);
+                let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
+                self.peers.choose(PeerState::Alive, k, rng, |a| {
+                    let _ = chosen.push(a);
+                });
+                for to in chosen {
+                    self.enqueue(to, Outgoing::Push);
+                }
+            }
+            self.next_full_sync = advance(self.next_full_sync, self.config.full_sync_interval, now);
+        }
+    }
+
+    // ----- output -----
+
+    /// Writes the next frame to send into `buf` (header + frame) and says where it goes.
+    ///
+    /// `buf` should hold the receiver's frame limit plus 256 bytes of header; a Push that does
+    /// not fit carries as many entries as fit, and the next one continues after them.
+    #[must_use]
+    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
+        while let Some(p) = self.queue.pop_front() {
+            match self.write_frame(&p, buf) {
+                Some(t) => {
+                    if let Some(n) = self.stats.frames_out.get_mut(t.message.index()) {
+                        *n += 1;
+                    }
+                    self.stats.bytes_out += t.len as u64;
+                    self.stats.compressed_out += u64::from(t.compressed);
+                    return Some(t);
+                }
+                None => continue,
+            }
+        }
+        None
+    }
+
+    fn write_frame(&mut self, p: &Pending<L>, buf: &mut [u8]) -> Option<Transmit<L>> {
+        let h = frame::write_header(self.listen.as_str(), buf).ok()?;
+        let body_at = h + 1;
+        let id = *self.counter.local_id();
+        let (message, len) = {
+            let out = buf.get_mut(body_at..)?;
+            match p.what {
+                Outgoing::Pull | Outgoing::Ack(_) => {
+                    let (message, digest) = match p.what {
+                        Outgoing::Ack(d) => (MessageType::DigestAck, d),
+                        _ => (MessageType::DigestPull, self.digest()),
+                    };
+                    let m: Message<'_, core::iter::Empty<(&str, u64)>> = match message {
+                        MessageType::DigestAck => Message::DigestAck {
+                            id: id.as_str(),
+                            digest,
+                        },
+                        _ => Message::DigestPull {
+                            id: id.as_str(),
+                            digest,
+                        },
+                    };
+                    (message, m.emit(out).ok()?)
+                }
+                Outgoing::Push => {
+                    let entries = self.counter.entries();
+                    let Some(w) =
+                        push::fit_window(entries, self.push_cursor, id.as_str(), out.len())
+                    else {
+                        if self.counter.nonzero_len() > 0 {
+                            self.stats.emit_failures += 1;
+                        }
+                        return None;
+                    };
+                    let len = push::emit(entries, w, id.as_str(), out).ok()?;
+                    // A partial window moves the cursor; a complete one leaves it.
+                    if w.count < entries.len() {
+                        self.push_cursor = w.start + w.count;
+                    }
+                    (MessageType::Push, len)
+                }
+            }
+        };
+        let mut flags = 0u8;
+        let mut len = len;
+        if let Some(compress) = self.config.compressor {
+            if len > self.config.compress_above {
+                if let Some(clen) = buf.get_mut(body_at..).and_then(|b| compress(b, len)) {
+                    if clen < len {
+                        flags = FLAG_ZSTD;
+                        len = clen;
+                    }
+                }
+            }
+        }
+        *buf.get_mut(h)? = flags;
+        Some(Transmit {
+            to: p.to,
+            len: body_at + len,
+            message,
+            compressed: flags == FLAG_ZSTD,
+        })
+    }
+}
+
+fn advance(at: Instant, every: crate::time::Duration, now: Instant) -> Instant {
+    let next = at + every;
+    if next <= now {
+        now + every
+    } else {
+        next
+    }
+}
+
+/// Why a peer could not be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Not `host:port` in printable ASCII, or longer than the id bound.
+    BadAddress,
+    /// The peer table is full.
+    TableFull,
+}
+
+impl core::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PeerError::BadAddress => "peer address is not host:port",
+            PeerError::TableFull => "peer table is full",
+        })
+    }
+}
+
+impl core::error::Error for PeerError {}

@@ -1,0 +1,334 @@
+//! [`PeerTable`]: who this node gossips with, and whether they seem alive (spec §6).
+//!
+//! A peer is known by its gossip address. It comes from static configuration, from discovery,
+//! or from the header of a valid frame it sent. Consecutive send failures (`max_fails`) or
+//! silence (`failure_timeout`) make it *down*: it is no longer chosen for gossip, only probed
+//! now and then; any valid frame from it, or a delivery to it, readmits it. A non-static peer
+//! down for `prune_after` is removed.
+
+use crate::id::NodeId;
+use crate::slots::{CapacityExceeded, Slots};
+use crate::time::{Duration, Instant};
+
+/// Where a peer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerSource {
+    /// Configured by the operator: never pruned.
+    Static,
+    /// Learned from the discovery service.
+    Discovered,
+    /// Sent us a valid frame.
+    Sender,
+}
+
+/// A peer's health as the failure detector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerState {
+    /// Chosen for gossip.
+    Alive,
+    /// Too many consecutive failures or silent too long: only probed.
+    Down,
+}
+
+impl PeerState {
+    /// A stable lowercase name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PeerState::Alive => "alive",
+            PeerState::Down => "down",
+        }
+    }
+}
+
+/// One peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Peer<const L: usize> {
+    /// Gossip address (`host:port`).
+    pub addr: NodeId<L>,
+    /// Where it came from (the strongest source seen: Static > Discovered > Sender).
+    pub source: PeerSource,
+    /// Consecutive send failures.
+    pub fails: u8,
+    /// Last contact: a valid frame from it or a delivery to it (or when it was added).
+    pub last_contact: Instant,
+    /// Last valid frame received from it, if any.
+    pub last_heard: Option<Instant>,
+    /// When it went down, if it is down.
+    pub down_since: Option<Instant>,
+}
+
+impl<const L: usize> Peer<L> {
+    /// Its current state.
+    pub fn state(&self) -> PeerState {
+        if self.down_since.is_some() {
+            PeerState::Down
+        } else {
+            PeerState::Alive
+        }
+    }
+}
+
+/// Failure-detector settings (spec §6 defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Detector {
+    /// Consecutive send failures that make a peer down (default 5).
+    pub max_fails: u8,
+    /// Silence that makes a peer down (default 30 s).
+    pub failure_timeout: Duration,
+    /// How long a non-static peer stays down before it is removed (default 60 s).
+    pub prune_after: Duration,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self {
+            max_fails: 5,
+            failure_timeout: Duration::from_secs(30),
+            prune_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The peers of one node, in a [`Slots`] store.
+#[derive(Clone, Debug, Default)]
+pub struct PeerTable<const L: usize, P> {
+    peers: P,
+}
+
+fn rank(s: PeerSource) -> u8 {
+    match s {
+        PeerSource::Static => 2,
+        PeerSource::Discovered => 1,
+        PeerSource::Sender => 0,
+    }
+}
+
+impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
+    /// A table over `store` (emptied first).
+    pub fn from_store(mut store: P) -> Self {
+        store.truncate(0);
+        Self { peers: store }
+    }
+
+    /// All peers.
+    pub fn iter(&self) -> impl Iterator<Item = &Peer<L>> {
+        self.peers.as_slice().iter()
+    }
+
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The peer at `addr`.
+    pub fn get(&self, addr: &str) -> Option<&Peer<L>> {
+        self.iter().find(|p| p.addr == *addr)
+    }
+
+    fn get_mut(&mut self, addr: &str) -> Option<&mut Peer<L>> {
+        self.peers
+            .as_mut_slice()
+            .iter_mut()
+            .find(|p| p.addr == *addr)
+    }
+
+    /// Adds a peer, or upgrades the source of a known one. Returns true when it was new.
+    pub fn add(
+        &mut self,
+        addr: NodeId<L>,
+        source: PeerSource,
+        now: Instant,
+    ) -> Result<bool, CapacityExceeded> {
+        if let Some(p) = self.get_mut(addr.as_str()) {
+            if rank(source) > rank(p.source) {
+                p.source = source;
+            }
+            return Ok(false);
+        }
+        self.peers.try_push(Peer {
+            addr,
+            source,
+            fails: 0,
+            last_contact: now,
+            last_heard: None,
+            down_since: None,
+        })?;
+        Ok(true)
+    }
+
+    /// Removes a peer. Returns true when it was there.
+    pub fn remove(&mut self, addr: &str) -> bool {
+        let found = self.iter().position(|p| p.addr == *addr);
+        match found {
+            Some(i) => self.peers.remove(i).is_some(),
+            None => false,
+        }
+    }
+
+    /// A valid frame came from `addr`: it is alive. Returns true when it was down.
+    pub fn heard_from(&mut self, addr: &str, now: Instant) -> bool {
+        match self.get_mut(addr) {
+            Some(p) => {
+                p.last_heard = Some(now);
+                Self::revive(p, now)
+            }
+            None => false,
+        }
+    }
+
+    /// A frame was delivered to `addr`. Returns true when it was down.
+    pub fn delivered(&mut self, addr: &str, now: Instant) -> bool {
+        match self.get_mut(addr) {
+            Some(p) => Self::revive(p, now),
+            None => false,
+        }
+    }
+
+    fn revive(p: &mut Peer<L>, now: Instant) -> bool {
+        p.fails = 0;
+        p.last_contact = now;
+        p.down_since.take().is_some()
+    }
+
+    /// A send to `addr` failed. Returns true when this made it down.
+    pub fn send_failed(&mut self, addr: &str, now: Instant, d: &Detector) -> bool {
+        match self.get_mut(addr) {
+            Some(p) => {
+                p.fails = p.fails.saturating_add(1);
+                if p.fails >= d.max_fails && p.down_since.is_none() {
+                    p.down_since = Some(now);
+                    return true;
+                }
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Applies the silence timeout and prunes long-down peers. Returns (went down, pruned).
+    pub fn sweep(&mut self, now: Instant, d: &Detector) -> (usize, usize) {
+        let mut downed = 0;
+        for p in self.peers.as_mut_slice() {
+            if p.down_since.is_none() && now - p.last_contact > d.failure_timeout {
+                p.down_since = Some(now);
+                downed += 1;
+            }
+        }
+        let mut pruned = 0;
+        let mut i = 0;
+        while let Some(p) = self.peers.as_slice().get(i) {
+            let expired = p.source != PeerSource::Static
+                && p.down_since.is_some_and(|t| now - t > d.prune_after);
+            if expired {
+                self.peers.remove(i);
+                pruned += 1;
+            } else {
+                i += 1;
+            }
+        }
+        (downed, pruned)
+    }
+
+    /// Number of peers in `state`.
+    pub fn count(&self, state: PeerState) -> usize {
+        self.iter().filter(|p| p.state() == state).count()
+    }
+
+    /// Chooses up to `k` distinct peers in `state` uniformly at random (selection sampling,
+    /// no allocation) and calls `f` with each address.
+    pub fn choose(
+        &self,
+        state: PeerState,
+        k: usize,
+        rng: &mut impl rand_core::RngCore,
+        mut f: impl FnMut(NodeId<L>),
+    ) {
+        let mut left = self.count(state);
+        let mut need = k.min(left);
+        for p in self.iter().filter(|p| p.state() == state) {
+            if need == 0 {
+                break;
+            }
+            // Select with probability need / left.
+            let r = (u64::from(rng.next_u32()) * left as u64) >> 32;
+            if (r as usize) < need {
+                f(p.addr);
+                need -= 1;
+            }
+            left -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    type T = PeerTable<16, heapless::Vec<Peer<16>, 4>>;
+
+    fn a(s: &str) -> NodeId<16> {
+        NodeId::new(s).unwrap()
+    }
+
+    #[test]
+    fn failures_down_and_revive() {
+        let d = Detector::default();
+        let mut t = T::default();
+        let t0 = Instant::ZERO;
+        assert!(t.add(a("x:1"), PeerSource::Sender, t0).unwrap());
+        assert!(!t.add(a("x:1"), PeerSource::Static, t0).unwrap());
+        assert_eq!(t.get("x:1").unwrap().source, PeerSource::Static);
+        for i in 0..4 {
+            assert!(!t.send_failed("x:1", t0, &d), "{i}");
+        }
+        assert!(t.send_failed("x:1", t0, &d));
+        assert_eq!(t.count(PeerState::Down), 1);
+        assert!(t.heard_from("x:1", t0));
+        assert_eq!(t.count(PeerState::Alive), 1);
+    }
+
+    #[test]
+    fn silence_and_pruning() {
+        let d = Detector::default();
+        let mut t = T::default();
+        t.add(a("s:1"), PeerSource::Static, Instant::ZERO).unwrap();
+        t.add(a("d:1"), PeerSource::Discovered, Instant::ZERO)
+            .unwrap();
+        let later = Instant::ZERO + Duration::from_secs(31);
+        assert_eq!(t.sweep(later, &d), (2, 0));
+        let much_later = later + Duration::from_secs(61);
+        assert_eq!(t.sweep(much_later, &d), (0, 1));
+        assert!(t.get("s:1").is_some() && t.get("d:1").is_none());
+    }
+
+    #[test]
+    fn choose_is_distinct_and_bounded() {
+        let mut t = T::default();
+        for s in ["a:1", "b:1", "c:1", "d:1"] {
+            t.add(a(s), PeerSource::Static, Instant::ZERO).unwrap();
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let mut seen = [0usize; 4];
+        for _ in 0..1000 {
+            let mut got = Vec::new();
+            t.choose(PeerState::Alive, 2, &mut rng, |p| got.push(p));
+            assert_eq!(got.len(), 2);
+            assert_ne!(got[0], got[1]);
+            for g in got {
+                seen[t.iter().position(|p| p.addr == g).unwrap()] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 400), "{seen:?}");
+        assert!(t.add(a("e:1"), PeerSource::Sender, Instant::ZERO).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for Tally's integration tests.
