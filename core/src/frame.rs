@@ -74,6 +74,9 @@ pub fn decode<'a>(frame: &'a [u8], limits: &FrameLimits) -> Result<Body<'a>, Wir
     if frame.len() > limits.max_frame {
         return Err(WireError::FrameTooLarge);
     }
+    if flags & !(FLAG_ZSTD | FLAG_AUTH) != 0 {
+        return Err(WireError::UnknownFlags);
+    }
     if flags & FLAG_AUTH != 0 {
         return Err(WireError::UnexpectedAuth);
     }
