@@ -1,0 +1,122 @@
+//! Many real engines on the simulated network converge to the exact sum: under loss,
+//! duplication and reordering, and after a partition heals.
+
+use tally_core::sim::{NetConfig, Network, SimRng, Topology};
+use tally_core::{Config, Duration, Instant};
+
+fn config() -> Config {
+    Config::host().with_sync_interval(Duration::from_millis(200))
+}
+
+fn lossy() -> NetConfig {
+    NetConfig {
+        latency_min: Duration::from_millis(1),
+        latency_max: Duration::from_millis(80),
+        loss: 0.1,
+        duplicate: 0.05,
+        ..NetConfig::default()
+    }
+}
+
+/// Random concurrent operations spread over the first `ops` ms, on random nodes.
+fn random_workload(net: &mut Network, seed: u64, ops: usize) {
+    let mut rng = SimRng::new(seed ^ 0xabcdef);
+    let n = net.len() as u64;
+    for k in 0..ops {
+        let at = Instant::from_millis(10 * k as u64);
+        net.run_until(at);
+        let node = rng.range(0, n - 1) as usize;
+        let by = rng.range(1, 100);
+        // Operations on a crashed node fail and are not counted in `expected`.
+        if rng.chance(0.3) {
+            net.decrement(node, by);
+        } else {
+            net.increment(node, by);
+        }
+    }
+}
+
+fn converges(n: usize, topology: Topology, seed: u64) {
+    let mut net = Network::new(n, config(), lossy(), topology, seed);
+    random_workload(&mut net, seed, 4 * n);
+    let deadline = net.now() + Duration::from_secs(120);
+    let at = net.run_until_converged(Duration::from_millis(100), deadline);
+    assert!(
+        at.is_some(),
+        "n={n} seed={seed}: not converged; expected {} values {:?}",
+        net.expected(),
+        &net.values()[..n.min(10)]
+    );
+    assert!(net.values().iter().all(|&v| v == net.expected()));
+    let stats = net.stats();
+    assert!(
+        stats.lost > 0 || stats.messages() < 50,
+        "loss was simulated"
+    );
+}
+
+#[test]
+fn three_engines_converge_over_many_seeds() {
+    for seed in 0..20 {
+        converges(3, Topology::FullMesh, seed);
+    }
+}
+
+#[test]
+fn ten_engines_converge() {
+    for seed in 0..5 {
+        converges(10, Topology::FullMesh, seed);
+    }
+}
+
+#[test]
+fn hundred_engines_converge() {
+    converges(100, Topology::Random(4), 7);
+}
+
+#[test]
+fn a_partitioned_half_converges_after_healing() {
+    let n = 10;
+    let mut net = Network::new(n, config(), lossy(), Topology::FullMesh, 3);
+    net.partition(|i| u16::from(i >= n / 2));
+    random_workload(&mut net, 3, 40);
+    net.run_until(net.now() + Duration::from_secs(10));
+    // Each side agrees within itself but not with the other.
+    let values = net.values();
+    assert!(values[..n / 2].iter().all(|&v| v == values[0]));
+    assert!(values[n / 2..].iter().all(|&v| v == values[n / 2]));
+    assert_ne!(values[0], values[n / 2]);
+    assert!(!net.converged(), "a partition keeps the halves apart");
+    net.heal();
+    let deadline = net.now() + Duration::from_secs(120);
+    assert!(net
+        .run_until_converged(Duration::from_millis(100), deadline)
+        .is_some());
+    assert!(net.values().iter().all(|&v| v == net.expected()));
+}
+
+#[test]
+fn crashed_node_catches_up_after_restart() {
+    let mut net = Network::new(5, config(), lossy(), Topology::FullMesh, 11);
+    net.crash(4);
+    random_workload(&mut net, 11, 30);
+    net.run_until(net.now() + Duration::from_secs(40));
+    assert_ne!(net.engine(4).unwrap().value(), net.expected());
+    net.restart(4);
+    let deadline = net.now() + Duration::from_secs(120);
+    assert!(net
+        .run_until_converged(Duration::from_millis(100), deadline)
+        .is_some());
+}
+
+#[test]
+fn runs_are_deterministic_for_a_seed() {
+    let run = |seed| {
+        let mut net = Network::new(20, config(), lossy(), Topology::Random(3), seed);
+        random_workload(&mut net, seed, 50);
+        net.run_until(net.now() + Duration::from_secs(5));
+        (net.values(), net.stats().clone())
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5).1, run(6).1);
+}
