@@ -40,6 +40,8 @@ wire_errors! {
     BadHeader => "bad_header", "malformed sender header";
     /// The frame is larger than the receiver's frame limit.
     FrameTooLarge => "frame_too_large", "frame exceeds the size limit";
+    /// The sender did not finish its frame before the read deadline.
+    TooSlow => "too_slow", "frame not complete before the read deadline";
     /// The flag byte has bits this receiver does not know.
     UnknownFlags => "unknown_flags", "unknown flag bits";
     /// A zstd frame arrived but this build cannot decompress.

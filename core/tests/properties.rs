@@ -1,4 +1,10 @@
 //! Property tests: the CRDT laws, exact values, wire round-trips, and no panic on any bytes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use proptest::prelude::*;
 use tally_core::union::Union;

@@ -1,4 +1,10 @@
 //! Every rejection of spec §4 has its own error, and rejected input changes nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

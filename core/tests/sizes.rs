@@ -1,4 +1,10 @@
 //! Memory of the microcontroller profile: a 32-entry counter and engine with 64-byte ids.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use tally_core::{FixedCounter, FixedEngine};
 

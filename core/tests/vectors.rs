@@ -1,4 +1,10 @@
 //! The spec's vectors (§10), byte for byte: emit, parse, digest, and the engine's own frames.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

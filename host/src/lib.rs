@@ -1,7 +1,18 @@
 //! # tally (host library)
 //!
-//! The host side of Tally. Today it holds [`demo`], a local cluster of real engines on the
-//! core's simulated network; the TCP node daemon, discovery, gateway and simulator CLI join it
-//! as their issues land. I/O and time are owned here (the core owns neither).
+//! Everything the `tally` binary runs, as a library: the node service (gossip node from
+//! `tally-std` + HTTP API + discovery client), the discovery service, the local cluster, the
+//! command line and a simulated demo. The binary's `main` only parses arguments and calls
+//! [`cli::run`].
+//!
+//! ## Who owns I/O and time
+//!
+//! The gossip node runs on `tally-std`'s threads. HTTP (API, discovery, client) runs on a tokio
+//! runtime created by [`cli::run`]; library users bring their own runtime.
 
+pub mod cli;
+pub mod cluster;
 pub mod demo;
+pub mod discovery;
+pub mod http;
+pub mod service;

@@ -1,13 +1,8 @@
-//! The `tally` command. Today: a local cluster of real engines on the simulated network.
+//! The `tally` command: parses arguments and runs them (see `tally --help`).
 
+use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let (ok, report) = tally::demo::run(tally::demo::DemoConfig::default());
-    print!("{report}");
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    tally::cli::run(tally::cli::Cli::parse())
 }

@@ -1,1 +1,33 @@
 //! Shared helpers for Tally's integration tests.
+
+use std::time::{Duration, Instant};
+
+/// Polls `f` every 10 ms until it is true or `timeout` passes; returns whether it became true.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Decodes hex (whitespace ignored). Panics on bad hex: test fixtures only.
+pub fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len())
+        .step_by(2)
+        .filter_map(|i| s.get(i..i + 2))
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .collect()
+}
+
+/// A fixture of the core (`core/fixtures/NAME`), decoded.
+pub fn core_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../core/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    hex(&std::fs::read_to_string(path).unwrap_or_default())
+}

@@ -1,5 +1,11 @@
 //! Many real engines on the simulated network converge to the exact sum: under loss,
 //! duplication and reordering, and after a partition heals.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use tally_core::sim::{NetConfig, Network, SimRng, Topology};
 use tally_core::{Config, Duration, Instant};

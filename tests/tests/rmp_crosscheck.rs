@@ -1,5 +1,11 @@
 //! rmp-serde as an independent msgpack implementation: it decodes what the core emits, and the
 //! core decodes what it (a different, compact encoder) emits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

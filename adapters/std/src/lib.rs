@@ -1,4 +1,39 @@
 //! # tally-std
 //!
-//! Binds the `tally-core` engine to std TCP. (Filled by the host-nodes work; this crate is
-//! a placeholder so the workspace layout is complete.)
+//! Runs a `tally-core` [`Engine`](tally_core::Engine) on std TCP, with plain threads — no async
+//! runtime is imposed on the program that links it:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), tally_std::NodeError> {
+//! let node = tally_std::Node::start(tally_std::NodeConfig::new("127.0.0.1:0".parse().unwrap()))?;
+//! node.increment(1)?;
+//! assert_eq!(node.value(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Who owns I/O and time
+//!
+//! This crate does. The engine sits behind a mutex shared by:
+//! - the **driver** thread: runs due timers (`handle_timeout`), drains `poll_transmit`, and
+//!   sleeps until the next `poll_timeout` or until kicked by a thread that fed the engine;
+//! - the **listener**: an accept thread and a fixed pool of readers; each connection carries one
+//!   frame (spec §2), read to end of stream within `read_timeout` and the frame limit, then
+//!   `handle`d. Connections beyond the workers and the bounded backlog are shed and counted;
+//! - the **senders**: a small pool that connects (with `connect_timeout`), writes the whole
+//!   payload in one `write`, closes, and reports `on_delivered` / `on_send_failed`.
+//!
+//! The core's clock is milliseconds since the node started. Messages over 1024 bytes are zstd
+//! compressed (level 3, window 2^13 = 8 KiB so microcontrollers can decode them; see
+//! [`compress`]).
+
+pub mod compress;
+mod config;
+mod listener;
+mod node;
+mod sender;
+mod shared;
+
+pub use config::NodeConfig;
+pub use node::{EntryInfo, Node, NodeError, PeerInfo};
+pub use shared::{AdapterStats, HostEngine};
+pub use tally_core::{PeerSource, PeerState, Stats};

@@ -270,6 +270,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         r
     }
 
+    /// Counts a rejection the adapter made before the engine saw the bytes (a malformed §2
+    /// header, an oversized or unfinished read), so all rejects are counted in one place.
+    pub fn record_reject(&mut self, e: WireError) {
+        self.stats.reject(e);
+    }
+
     fn handle_inner(
         &mut self,
         now: Instant,

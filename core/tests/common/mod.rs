@@ -1,5 +1,11 @@
 //! Helpers shared by the core's integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use tally_core::{Config, FixedEngine, Instant, NodeId};
 

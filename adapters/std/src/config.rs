@@ -1,0 +1,74 @@
+//! [`NodeConfig`]: what a std node binds, whom it knows, and its limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tally_core::Config;
+
+/// Settings of a [`Node`](crate::Node). `NodeConfig::new(listen)` gives the defaults.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where to accept gossip (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The address written in outgoing headers, where peers reply. Default: the bound address.
+    pub advertise: Option<String>,
+    /// The node id. Default: the advertised address, as in the reference.
+    pub id: Option<String>,
+    /// Static peers (`host:port`).
+    pub peers: Vec<String>,
+    /// Engine settings (sync interval, fan-out, failure detection, limits).
+    pub engine: Config,
+    /// Deadline for a whole incoming frame, from accept to end of stream (default 5 s).
+    pub read_timeout: Duration,
+    /// Deadline for an outgoing connect (default 1 s).
+    pub connect_timeout: Duration,
+    /// Incoming connections handled at once (workers, default 8).
+    pub workers: usize,
+    /// Accepted connections waiting for a worker; beyond this they are shed (default 64).
+    pub backlog: usize,
+    /// Outgoing frames waiting for a sender thread; beyond this they are dropped (default 256).
+    pub send_queue: usize,
+    /// Sender threads (default 4).
+    pub senders: usize,
+}
+
+impl NodeConfig {
+    /// Defaults for a node listening on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        let mut engine = Config::host();
+        engine.compressor = Some(crate::compress::zstd_in_place);
+        Self {
+            listen,
+            advertise: None,
+            id: None,
+            peers: Vec::new(),
+            engine,
+            read_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            workers: 8,
+            backlog: 64,
+            send_queue: 256,
+            senders: 4,
+        }
+    }
+
+    /// Sets the sync interval (and the full-sync interval to ten times it).
+    pub fn sync_interval(mut self, every: Duration) -> Self {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        self.engine = self
+            .engine
+            .with_sync_interval(tally_core::Duration::from_millis(ms));
+        self
+    }
+
+    /// Adds static peers.
+    pub fn peers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, peers: I) -> Self {
+        self.peers.extend(peers.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the node id.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+}

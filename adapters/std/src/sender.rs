@@ -1,0 +1,86 @@
+//! Outgoing frames: a small pool of sender threads, each frame one connection (connect with a
+//! timeout, one write of the whole buffer, close), the outcome reported to the engine.
+
+use crate::shared::{bump, Shared};
+use std::io::Write;
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One frame to deliver.
+pub(crate) struct Outgoing {
+    pub to: String,
+    pub payload: Vec<u8>,
+}
+
+pub(crate) struct Senders {
+    tx: SyncSender<Outgoing>,
+}
+
+impl Senders {
+    pub(crate) fn spawn(
+        shared: &Arc<Shared>,
+        threads: usize,
+        queue: usize,
+        connect_timeout: Duration,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
+        let (tx, rx) = sync_channel::<Outgoing>(queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let mut handles = Vec::new();
+        for i in 0..threads.max(1) {
+            let (rx, shared) = (Arc::clone(&rx), Arc::clone(shared));
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("tally-send-{i}"))
+                    .spawn(move || run(&rx, &shared, connect_timeout))?,
+            );
+        }
+        Ok((Self { tx }, handles))
+    }
+
+    /// Queues a frame; a full queue drops it and reports the failure to the engine.
+    pub(crate) fn send(&self, out: Outgoing, shared: &Shared) {
+        match self.tx.try_send(out) {
+            Ok(()) => {}
+            Err(TrySendError::Full(out) | TrySendError::Disconnected(out)) => {
+                bump(&shared.counters.send_dropped);
+                shared.engine().on_send_failed(&out.to, shared.now());
+            }
+        }
+    }
+}
+
+fn run(rx: &Mutex<Receiver<Outgoing>>, shared: &Shared, connect_timeout: Duration) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(out) = next else { break };
+        if shared.is_shutting_down() {
+            break;
+        }
+        let ok = !shared.is_isolated() && deliver(&out, connect_timeout).is_ok();
+        let now = shared.now();
+        if ok {
+            bump(&shared.counters.sent);
+            shared.engine().on_delivered(&out.to, now);
+        } else {
+            bump(&shared.counters.send_failed);
+            shared.engine().on_send_failed(&out.to, now);
+        }
+    }
+}
+
+fn deliver(out: &Outgoing, connect_timeout: Duration) -> std::io::Result<()> {
+    let addr = out
+        .to
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, connect_timeout)?;
+    stream.set_write_timeout(Some(connect_timeout.max(Duration::from_secs(1))))?;
+    stream.set_nodelay(true)?;
+    // One buffer, one write: the reference receiver parses a single read.
+    stream.write_all(&out.payload)?;
+    stream.shutdown(Shutdown::Write)
+}

@@ -1,0 +1,109 @@
+//! `tally get|inc|dec`: a small HTTP client for nodes and gateways.
+//!
+//! Exit codes a script can rely on: 0 success; 1 the server answered with an error (its
+//! `error` message is printed to stderr); 2 bad usage (from clap); 3 the server could not be
+//! reached or answered something that is not Tally's JSON.
+
+use super::{ClientArgs, WriteArgs};
+use serde_json::Value;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Which write.
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    /// POST /increment.
+    Increment,
+    /// POST /decrement.
+    Decrement,
+}
+
+const UNREACHABLE: u8 = 3;
+
+fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+fn base(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// `tally get`.
+pub async fn get(args: ClientArgs) -> ExitCode {
+    let url = format!("{}/counter", base(&args.node));
+    let answer = match client() {
+        Ok(c) => c.get(&url).send().await,
+        Err(e) => Err(e),
+    };
+    finish(answer, args.json, &url).await
+}
+
+/// `tally inc` / `tally dec`.
+pub async fn write(args: WriteArgs, op: Op) -> ExitCode {
+    let path = match op {
+        Op::Increment => "increment",
+        Op::Decrement => "decrement",
+    };
+    let url = format!("{}/{path}", base(&args.target.node));
+    let body = serde_json::json!({ "by": args.by });
+    let answer = match client() {
+        Ok(c) => c.post(&url).json(&body).send().await,
+        Err(e) => Err(e),
+    };
+    finish(answer, args.target.json, &url).await
+}
+
+async fn finish(
+    answer: Result<reqwest::Response, reqwest::Error>,
+    json: bool,
+    url: &str,
+) -> ExitCode {
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot reach {url}: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    let status = response.status();
+    let body: Value = match response.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {url} answered {status} without Tally JSON: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    if !status.is_success() {
+        let msg = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        eprintln!("error: {status}: {msg}");
+        if json {
+            println!("{body}");
+        }
+        return ExitCode::FAILURE;
+    }
+    if json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match body.get("value") {
+        Some(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("error: {url} answered without a value");
+            ExitCode::from(UNREACHABLE)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The `tally` command line: argument definitions and dispatch. `main` only calls [`run`].
+
+mod client;
+mod cluster;
+mod node;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Tally: a replicated counter that keeps counting through partitions and crashes.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node: gossip on --listen, HTTP API on --http.
+    Node(NodeArgs),
+    /// Run the discovery service (reference-compatible).
+    Discovery(DiscoveryArgs),
+    /// Run a local cluster on loopback: discovery + N nodes; Ctrl-C stops it.
+    Cluster(ClusterArgs),
+    /// Print the counter's value (from a node or gateway URL).
+    Get(ClientArgs),
+    /// Increment the counter and print the new value.
+    Inc(WriteArgs),
+    /// Decrement the counter and print the new value.
+    Dec(WriteArgs),
+    /// Run five engines on the simulated network and watch them converge.
+    Demo,
+}
+
+/// `tally node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Gossip listen address (host:port).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// HTTP API listen address (loopback unless you say otherwise).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub http: SocketAddr,
+    /// Node id (default: the listen address, as in the reference).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Static peers, comma-separated host:port.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Discovery service URL, e.g. http://127.0.0.1:7000.
+    #[arg(long)]
+    pub discovery: Option<String>,
+    /// Data directory for durable state.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Gossip round interval, e.g. 200ms or 2s.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+    /// Peers contacted per round.
+    #[arg(long, default_value_t = 2)]
+    pub fanout: u8,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// `tally discovery`.
+#[derive(Debug, clap::Args)]
+pub struct DiscoveryArgs {
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub listen: SocketAddr,
+    /// Drop peers not heard from for this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub cleanup_after: Duration,
+    /// Log level or filter.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// `tally cluster`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Gossip round interval.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+    /// Stop by itself after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Log level or filter.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// `tally get`.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// Node (or gateway) base URL, e.g. http://127.0.0.1:8000.
+    #[arg(long, alias = "gateway")]
+    pub node: String,
+    /// Print the JSON answer instead of the bare value.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tally inc` / `tally dec`.
+#[derive(Debug, clap::Args)]
+pub struct WriteArgs {
+    /// Amount (a positive integer).
+    #[arg(long, default_value_t = 1)]
+    pub by: u64,
+    /// Where to send it.
+    #[command(flatten)]
+    pub target: ClientArgs,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (durations read like 200ms, 2s, 1m)"))
+}
+
+/// Sets up logging at `level` (a level name or a tracing filter).
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line; the exit code is the process's.
+pub fn run(cli: Cli) -> ExitCode {
+    if let Command::Demo = cli.command {
+        let (ok, report) = crate::demo::run(crate::demo::DemoConfig::default());
+        print!("{report}");
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Node(args) => report(node::run(args).await),
+            Command::Discovery(args) => report(node::run_discovery(args).await),
+            Command::Cluster(args) => report(cluster::run(args).await),
+            Command::Get(args) => client::get(args).await,
+            Command::Inc(args) => client::write(args, client::Op::Increment).await,
+            Command::Dec(args) => client::write(args, client::Op::Decrement).await,
+            Command::Demo => ExitCode::SUCCESS,
+        }
+    })
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `tally node` and `tally discovery`: long-running services until Ctrl-C.
+
+use super::{init_logging, DiscoveryArgs, NodeArgs};
+use crate::discovery::{self, DiscoveryConfig};
+use crate::service::{NodeOptions, NodeService};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+/// Runs one node until Ctrl-C.
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log);
+    let service = NodeService::start(NodeOptions {
+        listen: args.listen,
+        http: args.http,
+        id: args.id,
+        peers: args.peers,
+        discovery: args.discovery,
+        data_dir: args.data_dir,
+        sync_interval: args.sync_interval,
+        fanout: args.fanout,
+    })
+    .await?;
+    println!(
+        "node {} gossip {} http {}",
+        service.node.id(),
+        service.node.local_addr(),
+        service.url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    tracing::info!("stopping");
+    service.stop().await;
+    Ok(())
+}
+
+/// Runs the discovery service until Ctrl-C.
+pub async fn run_discovery(args: DiscoveryArgs) -> anyhow::Result<()> {
+    init_logging(&args.log);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    println!("discovery http://{}", listener.local_addr()?);
+    let token = CancellationToken::new();
+    let config = DiscoveryConfig {
+        cleanup_after: args.cleanup_after,
+        ..DiscoveryConfig::default()
+    };
+    let server = tokio::spawn(discovery::serve(listener, config, token.clone()));
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    token.cancel();
+    server.await.context("discovery task")??;
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! The discovery HTTP service of spec §9: a bounded, expiring registry of gossip addresses.
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /register` | `{"addr":"host:port"}` | 200 `{}`; 400 on bad JSON, missing/empty addr or not `host:port`; 503 when full |
+//! | `POST /heartbeat` | `{"addr":"host:port"}` | 200 `{}` (refreshes last-seen; an unknown addr is registered) |
+//! | `GET /peers` | — | 200 `[{"addr":"host:port","LastSeen":"<RFC 3339>"}, …]`, sorted by addr |
+//!
+//! Every error is JSON `{"error":"…"}`: 404 for an unknown route, 405 (with `Allow`) for a
+//! known route with the wrong method, 413 for a body over [`MAX_BODY`]. Request bodies are read
+//! whatever their `Content-Type` and, like the reference's Go decoder, unknown fields and bytes
+//! after the first JSON value are ignored.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The largest request body accepted (4 KiB): an address is at most 255 bytes.
+pub const MAX_BODY: usize = 4096;
+
+/// Settings of the discovery service. `DiscoveryConfig::default()` gives the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// A peer not seen (registered or heartbeated) for this long is dropped (default 10 s).
+    pub cleanup_after: Duration,
+    /// How often the sweep looks for expired peers (default 1 s).
+    pub sweep_every: Duration,
+    /// At most this many peers are registered; further new ones get 503 (default 10,000).
+    pub max_peers: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            cleanup_after: Duration::from_secs(10),
+            sweep_every: Duration::from_secs(1),
+            max_peers: 10_000,
+        }
+    }
+}
+
+/// Why an address was not registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The address is empty or not `host:port`.
+    #[error("addr must be host:port")]
+    BadAddress,
+    /// The registry already holds `max_peers` addresses.
+    #[error("registry full")]
+    Full,
+}
+
+/// One registered peer as `GET /peers` lists it (field names as the reference writes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// Gossip address, `host:port`.
+    pub addr: String,
+    /// When it was last registered or heartbeated, RFC 3339 in UTC (whole seconds).
+    #[serde(rename = "LastSeen")]
+    pub last_seen: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// Monotonic, for expiry (tokio's clock, so paused-time tests can drive it).
+    at: Instant,
+    /// Wall clock, for display only.
+    wall: SystemTime,
+}
+
+/// The registry behind the service: addresses and when each was last seen.
+///
+/// Time is tokio's ([`tokio::time::Instant`]); the wall clock is only used to print `LastSeen`.
+#[derive(Debug)]
+pub struct Registry {
+    cleanup_after: Duration,
+    max_peers: usize,
+    peers: Mutex<BTreeMap<String, Seen>>,
+}
+
+impl Registry {
+    /// An empty registry with `config`'s expiry and bound.
+    pub fn new(config: &DiscoveryConfig) -> Self {
+        Self {
+            cleanup_after: config.cleanup_after,
+            max_peers: config.max_peers,
+            peers: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Seen>> {
+        // The map is valid after any panic of a holder: every update is a single insert/remove.
+        self.peers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `addr` or refreshes its last-seen time. Returns true when it was new.
+    pub fn register(&self, addr: &str) -> Result<bool, RegistryError> {
+        self.register_at(addr, Instant::now())
+    }
+
+    fn register_at(&self, addr: &str, at: Instant) -> Result<bool, RegistryError> {
+        if !tally_core::frame::is_gossip_address(addr) {
+            return Err(RegistryError::BadAddress);
+        }
+        let seen = Seen {
+            at,
+            wall: SystemTime::now(),
+        };
+        let mut peers = self.lock();
+        if let Some(entry) = peers.get_mut(addr) {
+            *entry = seen;
+            return Ok(false);
+        }
+        if peers.len() >= self.max_peers {
+            return Err(RegistryError::Full);
+        }
+        peers.insert(addr.to_string(), seen);
+        drop(peers);
+        tracing::info!(addr, "discovery: peer registered");
+        Ok(true)
+    }
+
+    /// Refreshes `addr`'s last-seen time. Returns true when it was new.
+    ///
+    /// An unknown address is registered, as the reference effectively does (its heartbeat
+    /// handler writes the entry whether or not it existed), so a node survives a restart of
+    /// the discovery service without re-registering.
+    pub fn heartbeat(&self, addr: &str) -> Result<bool, RegistryError> {
+        self.register(addr)
+    }
+
+    /// Every registered peer, sorted by address.
+    pub fn peers(&self) -> Vec<PeerRecord> {
+        self.lock()
+            .iter()
+            .map(|(addr, seen)| PeerRecord {
+                addr: addr.clone(),
+                last_seen: humantime::format_rfc3339_seconds(seen.wall).to_string(),
+            })
+            .collect()
+    }
+
+    /// How many peers are registered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no peer is registered.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Drops the peers not seen for `cleanup_after`; returns their addresses.
+    pub fn sweep(&self) -> Vec<String> {
+        self.sweep_at(Instant::now())
+    }
+
+    fn sweep_at(&self, now: Instant) -> Vec<String> {
+        let mut expired = Vec::new();
+        self.lock().retain(|addr, seen| {
+            let keep = now.saturating_duration_since(seen.at) < self.cleanup_after;
+            if !keep {
+                expired.push(addr.clone());
+            }
+            keep
+        });
+        for addr in &expired {
+            tracing::info!(addr = %addr, "discovery: peer expired");
+        }
+        expired
+    }
+}
+
+/// The body of `POST /register` and `POST /heartbeat`. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+struct AddrBody {
+    #[serde(default)]
+    addr: String,
+}
+
+/// A refused request: its status and the message of its JSON `{"error": "..."}` body.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// Reads the address from a request body.
+fn parse_addr(body: Result<Bytes, BytesRejection>) -> Result<String, Refusal> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::new(status, format!("body larger than {MAX_BODY} bytes"))
+        } else {
+            Refusal::new(status, rejection.body_text())
+        }
+    })?;
+    // The first JSON value; trailing bytes are ignored, as Go's json.Decoder does.
+    let parsed = serde_json::Deserializer::from_slice(&body)
+        .into_iter::<AddrBody>()
+        .next();
+    match parsed {
+        Some(Ok(AddrBody { addr })) if addr.is_empty() => {
+            Err(Refusal::new(StatusCode::BAD_REQUEST, "addr is required"))
+        }
+        Some(Ok(AddrBody { addr })) => Ok(addr),
+        Some(Err(e)) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON: {e}"),
+        )),
+        None => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON: empty body",
+        )),
+    }
+}
+
+/// The answer to a registration or heartbeat of `addr`.
+fn record(registry: &Registry, body: Result<Bytes, BytesRejection>, heartbeat: bool) -> Response {
+    let addr = match parse_addr(body) {
+        Ok(addr) => addr,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let result = if heartbeat {
+        registry.heartbeat(&addr)
+    } else {
+        registry.register(&addr)
+    };
+    match result {
+        Ok(_) => (StatusCode::OK, Json(serde_json::json!({}))).into_response(),
+        Err(e @ RegistryError::BadAddress) => {
+            Refusal::new(StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+        Err(e @ RegistryError::Full) => {
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+    }
+}
+
+async fn register(
+    State(registry): State<Arc<Registry>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    record(&registry, body, false)
+}
+
+async fn heartbeat(
+    State(registry): State<Arc<Registry>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    record(&registry, body, true)
+}
+
+async fn peers(State(registry): State<Arc<Registry>>) -> Json<Vec<PeerRecord>> {
+    Json(registry.peers())
+}
+
+async fn not_found() -> Refusal {
+    Refusal::new(StatusCode::NOT_FOUND, "not found")
+}
+
+async fn method_not_allowed() -> Refusal {
+    Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// The service's routes over `state` (no sweep: see [`sweep_loop`], or use [`serve`]).
+pub fn router(state: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/register", post(register))
+        .route("/heartbeat", post(heartbeat))
+        .route("/peers", get(peers))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Sweeps `registry` every `every` (at least 1 ms) until `shutdown` is cancelled.
+pub async fn sweep_loop(registry: Arc<Registry>, every: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {
+                registry.sweep();
+            }
+        }
+    }
+}
+
+/// Serves discovery on `listener` until `shutdown` is cancelled, sweeping expired peers every
+/// `config.sweep_every`. Returns once in-flight requests have finished.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: DiscoveryConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let registry = Arc::new(Registry::new(&config));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, cleanup_after = ?config.cleanup_after, "discovery service listening");
+    }
+    let sweep_stop = shutdown.child_token();
+    let sweeper = tokio::spawn(sweep_loop(
+        Arc::clone(&registry),
+        config.sweep_every,
+        sweep_stop.clone(),
+    ));
+    let result = axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    sweep_stop.cancel();
+    if let Err(e) = sweeper.await {
+        tracing::warn!(error = %e, "discovery sweep task failed");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_peers: usize) -> DiscoveryConfig {
+        DiscoveryConfig {
+            cleanup_after: Duration::from_millis(500),
+            sweep_every: Duration::from_millis(100),
+            max_peers,
+        }
+    }
+
+    #[test]
+    fn register_validates_bounds_and_sorts() {
+        let r = Registry::new(&config(2));
+        assert_eq!(r.register(""), Err(RegistryError::BadAddress));
+        assert_eq!(r.register("no-port"), Err(RegistryError::BadAddress));
+        assert_eq!(r.register("h:0"), Err(RegistryError::BadAddress));
+        assert_eq!(r.register("b:2"), Ok(true));
+        assert_eq!(r.register("a:1"), Ok(true));
+        assert_eq!(r.register("a:1"), Ok(false));
+        assert_eq!(r.register("c:3"), Err(RegistryError::Full));
+        // A known address still refreshes when full.
+        assert_eq!(r.heartbeat("b:2"), Ok(false));
+        let addrs: Vec<_> = r.peers().into_iter().map(|p| p.addr).collect();
+        assert_eq!(addrs, ["a:1", "b:2"]);
+    }
+
+    #[test]
+    fn sweep_drops_only_unseen_peers() {
+        let r = Registry::new(&config(10));
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        r.register_at("a:1", t0).unwrap();
+        r.register_at("b:2", t0).unwrap();
+        r.register_at("a:1", ms(300)).unwrap();
+        assert!(r.sweep_at(ms(300)).is_empty());
+        assert_eq!(r.sweep_at(ms(600)), ["b:2"]);
+        assert_eq!(r.len(), 1);
+        assert!(r.sweep_at(ms(799)).is_empty());
+        assert_eq!(r.sweep_at(ms(800)), ["a:1"]);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn peers_write_reference_field_names() {
+        let r = Registry::new(&config(10));
+        r.register("127.0.0.1:9000").unwrap();
+        let json = serde_json::to_value(r.peers()).unwrap();
+        let entry = &json[0];
+        assert_eq!(entry["addr"], "127.0.0.1:9000");
+        let last_seen = entry["LastSeen"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(last_seen).is_ok(), "{last_seen}");
+    }
+
+    #[test]
+    fn body_parsing_is_lenient_like_go_but_requires_addr() {
+        let parse = |s: &str| parse_addr(Ok(Bytes::from(s.to_string())));
+        assert_eq!(parse(r#"{"addr":"a:1","x":2}"#).unwrap(), "a:1");
+        assert_eq!(parse(r#"{"addr":"a:1"} trailing"#).unwrap(), "a:1");
+        for bad in [
+            "",
+            "{",
+            "null",
+            "[]",
+            r#"{"addr":""}"#,
+            r#"{"x":1}"#,
+            r#"{"addr":5}"#,
+        ] {
+            let refusal = parse(bad).unwrap_err();
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}

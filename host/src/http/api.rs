@@ -1,0 +1,126 @@
+//! The node's JSON API: counter, increments, state, peers, health.
+
+use super::amount::parse_by;
+use super::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tally_std::{Node, NodeError, PeerSource, PeerState};
+
+/// Shared state of the API handlers.
+pub type ApiState = Arc<Node>;
+
+/// `GET /counter` → `{"value": V, "node": ID}`.
+pub async fn counter(State(node): State<ApiState>) -> Json<Value> {
+    Json(json!({ "value": node.value(), "node": node.id() }))
+}
+
+/// `POST /increment` with optional `{"by": N}` → `{"value": V, "node": ID}`.
+pub async fn increment(
+    State(node): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let by = parse_by(&body.map_err(body_error)?)?;
+    let value = node.increment(by).map_err(write_error)?;
+    Ok(Json(json!({ "value": value, "node": node.id() })))
+}
+
+/// `POST /decrement` with optional `{"by": N}` → `{"value": V, "node": ID}`.
+pub async fn decrement(
+    State(node): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let by = parse_by(&body.map_err(body_error)?)?;
+    let value = node.decrement(by).map_err(write_error)?;
+    Ok(Json(json!({ "value": value, "node": node.id() })))
+}
+
+fn body_error(e: BytesRejection) -> ApiError {
+    ApiError::new(e.status(), e.body_text())
+}
+
+fn write_error(e: NodeError) -> ApiError {
+    match e {
+        NodeError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+    }
+}
+
+/// `GET /local-counter` → this node's own totals.
+pub async fn local_counter(State(node): State<ApiState>) -> Json<Value> {
+    let (inc, dec) = node.local();
+    Json(json!({
+        "node": node.id(),
+        "inc": inc,
+        "dec": dec,
+        "value": i128::from(inc) - i128::from(dec),
+    }))
+}
+
+/// `GET /state` → `{"inc": {id: n}, "dec": {id: n}}` (non-zero entries).
+pub async fn state(State(node): State<ApiState>) -> Json<Value> {
+    let mut inc = BTreeMap::new();
+    let mut dec = BTreeMap::new();
+    for e in node.state() {
+        if e.inc > 0 {
+            inc.insert(e.id.clone(), e.inc);
+        }
+        if e.dec > 0 {
+            dec.insert(e.id, e.dec);
+        }
+    }
+    Json(json!({ "node": node.id(), "inc": inc, "dec": dec, "value": node.value() }))
+}
+
+/// One peer in `GET /peers`.
+#[derive(Serialize)]
+pub struct PeerView {
+    /// Gossip address.
+    pub addr: String,
+    /// `alive` or `down`.
+    pub status: &'static str,
+    /// `static`, `discovered` or `sender`.
+    pub source: &'static str,
+    /// Consecutive send failures.
+    pub fails: u8,
+    /// Milliseconds since a valid frame came from it (`null` if never).
+    pub last_seen_ms_ago: Option<u64>,
+}
+
+/// `GET /peers`.
+pub async fn peers(State(node): State<ApiState>) -> Json<Vec<PeerView>> {
+    Json(
+        node.peers()
+            .into_iter()
+            .map(|p| PeerView {
+                addr: p.addr,
+                status: p.state.name(),
+                source: match p.source {
+                    PeerSource::Static => "static",
+                    PeerSource::Discovered => "discovered",
+                    PeerSource::Sender => "sender",
+                },
+                fails: p.fails,
+                last_seen_ms_ago: p.last_heard_ms_ago,
+            })
+            .collect(),
+    )
+}
+
+/// `GET /health`.
+pub async fn health(State(node): State<ApiState>) -> Json<Value> {
+    let peers = node.peers();
+    let alive = peers.iter().filter(|p| p.state == PeerState::Alive).count();
+    Json(json!({
+        "status": "ok",
+        "node": node.id(),
+        "peers": peers.len(),
+        "peers_alive": alive,
+    }))
+}

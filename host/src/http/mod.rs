@@ -1,0 +1,57 @@
+//! The HTTP API of a node (JSON; spec of routes in README).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /counter` | `{"value": V, "node": ID}` |
+//! | `POST /increment`, `POST /decrement` | body `{"by": N}` optional (default 1) → `{"value": V, "node": ID}` |
+//! | `GET /local-counter` | this node's own `inc`, `dec`, `value` |
+//! | `GET /state` | `{"inc": {id: n}, "dec": {id: n}}` |
+//! | `GET /peers` | `[{"addr", "status", "source", "fails", "last_seen_ms_ago"}]` |
+//! | `GET /health` | `{"status": "ok", …}` |
+//!
+//! Bad input (zero, negative, non-integer or oversized `by`, bad JSON, unknown route, wrong
+//! method, a body over 4 KiB) gets a 4xx and `{"error": "..."}`, and changes nothing.
+
+mod amount;
+mod api;
+mod error;
+
+pub use amount::{parse_by, MAX_BY};
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+use tally_std::Node;
+use tokio_util::sync::CancellationToken;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 4 * 1024;
+
+/// The node API's routes.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/counter", get(api::counter))
+        .route("/increment", post(api::increment))
+        .route("/decrement", post(api::decrement))
+        .route("/local-counter", get(api::local_counter))
+        .route("/state", get(api::state))
+        .route("/peers", get(api::peers))
+        .route("/health", get(api::health))
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,112 @@
+//! [`NodeService`]: one complete host node — the gossip node (`tally-std`), its HTTP API and,
+//! optionally, its discovery client — as `tally node` and `tally cluster` run it.
+
+use crate::discovery::DiscoveryClient;
+use crate::http;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tally_std::{Node, NodeConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What a node service needs.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Gossip listen address.
+    pub listen: SocketAddr,
+    /// HTTP API listen address.
+    pub http: SocketAddr,
+    /// Node id (default: the gossip address).
+    pub id: Option<String>,
+    /// Static peers.
+    pub peers: Vec<String>,
+    /// Discovery service base URL.
+    pub discovery: Option<String>,
+    /// Data directory (used by the durability work).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Sync interval.
+    pub sync_interval: Duration,
+    /// Peers per sync round.
+    pub fanout: u8,
+}
+
+impl NodeOptions {
+    /// Loopback defaults on free ports.
+    pub fn loopback() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            id: None,
+            peers: Vec::new(),
+            discovery: None,
+            data_dir: None,
+            sync_interval: Duration::from_secs(2),
+            fanout: 2,
+        }
+    }
+}
+
+/// A running node service.
+pub struct NodeService {
+    /// The gossip node.
+    pub node: Arc<Node>,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl NodeService {
+    /// Starts the gossip node, the HTTP API and the discovery client (if any).
+    pub async fn start(opts: NodeOptions) -> anyhow::Result<NodeService> {
+        let mut config = NodeConfig::new(opts.listen)
+            .sync_interval(opts.sync_interval)
+            .peers(opts.peers.iter().cloned());
+        config.id = opts.id.clone();
+        config.engine.fanout = opts.fanout;
+        let node = Node::start(config).context("starting the gossip node")?;
+        let node = Arc::new(node);
+        let listener = tokio::net::TcpListener::bind(opts.http)
+            .await
+            .with_context(|| format!("binding the HTTP API on {}", opts.http))?;
+        let http_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let (router, token) = (http::router(Arc::clone(&node)), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = http::serve(listener, router, token).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        }));
+        if let Some(url) = &opts.discovery {
+            let client = DiscoveryClient::new(url.clone(), node.local_addr().to_string());
+            let (node, token) = (Arc::clone(&node), shutdown.clone());
+            tasks.push(tokio::spawn(client.run(node, token)));
+        }
+        tracing::info!(id = %node.id(), gossip = %node.local_addr(), http = %http_addr, "node ready");
+        Ok(NodeService {
+            node,
+            http_addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The API's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops the HTTP API, the discovery client and the gossip node.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let node = self.node;
+        // Joining the node's threads blocks: do it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
+    }
+}
