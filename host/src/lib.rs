@@ -10,6 +10,7 @@
 //! The gossip node runs on `tally-std`'s threads. HTTP (API, discovery, client) runs on a tokio
 //! runtime created by [`cli::run`]; library users bring their own runtime.
 
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod demo;

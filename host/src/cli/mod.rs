@@ -36,6 +36,22 @@ pub enum Command {
     Dec(WriteArgs),
     /// Run five engines on the simulated network and watch them converge.
     Demo,
+    /// Measure HTTP write throughput and cluster agreement time.
+    Bench(BenchArgs),
+}
+
+/// `tally bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    pub concurrency: Vec<usize>,
+    /// Duration of each level.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Load an existing node instead of starting one.
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 /// `tally node`.
@@ -167,6 +183,16 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Inc(args) => client::write(args, client::Op::Increment).await,
             Command::Dec(args) => client::write(args, client::Op::Decrement).await,
             Command::Demo => ExitCode::SUCCESS,
+            Command::Bench(args) => {
+                init_logging("warn");
+                match crate::bench::run(&args.concurrency, args.duration, args.node).await {
+                    Ok(report) => {
+                        print!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => report(Err(e)),
+                }
+            }
         }
     })
 }

@@ -152,8 +152,12 @@ impl DiscoveryClient {
             };
             match result {
                 Ok(()) => {
-                    registering.succeeded("register");
-                    tracing::info!(url = %self.base_url, addr = %self.advertise, "discovery: registered");
+                    tracing::info!(
+                        url = %self.base_url,
+                        addr = %self.advertise,
+                        failures = registering.failures,
+                        "discovery: registered"
+                    );
                     break;
                 }
                 Err(e) => registering.failed("register", &e.to_string()),
@@ -215,7 +219,7 @@ impl DiscoveryClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| Failure::Transport(e.to_string()))?;
+            .map_err(|e| Failure::Transport(chain(&e)))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -229,13 +233,13 @@ impl DiscoveryClient {
             .get(self.url("/peers"))
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chain(&e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| chain(&e))? {
             if body.len().saturating_add(chunk.len()) > MAX_PEERS_BODY {
                 return Err(format!("peer list larger than {MAX_PEERS_BODY} bytes"));
             }
@@ -258,6 +262,19 @@ impl DiscoveryClient {
             }
         }
     }
+}
+
+/// An error and its sources, `outer: inner: …` (reqwest's own message hides the cause, such
+/// as "connection refused").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The `addr` strings of a `GET /peers` answer: a JSON array of objects. Unknown fields are
