@@ -13,7 +13,10 @@ use core::cmp::Ordering;
 use core::fmt;
 
 /// One node's totals: increments and decrements it has made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// `changed` is local bookkeeping, not state: the counter's [`PnCounter::version`] when this
+/// entry last rose here. Equality ignores it.
+#[derive(Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Entry<const L: usize> {
     /// Whose totals these are.
@@ -22,12 +25,43 @@ pub struct Entry<const L: usize> {
     pub inc: u64,
     /// Total decrements made by `id`.
     pub dec: u64,
+    /// Version of the local counter when this entry last rose (0: never).
+    pub changed: u32,
+    /// Who gave us the current totals: a hash of the pushing peer's address ([`origin_of`]),
+    /// 0 when they were made here or recovered. Such a peer is not sent them back.
+    pub origin: u32,
 }
 
+/// The origin tag of a peer address: 32-bit FNV-1a, never 0.
+pub fn origin_of(addr: &str) -> u32 {
+    let h = addr.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    h.max(1)
+}
+
+impl<const L: usize> PartialEq for Entry<L> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.inc == other.inc && self.dec == other.dec
+    }
+}
+impl<const L: usize> Eq for Entry<L> {}
+
 impl<const L: usize> Entry<L> {
+    /// An entry with the given totals (never changed locally).
+    pub const fn new(id: NodeId<L>, inc: u64, dec: u64) -> Self {
+        Self {
+            id,
+            inc,
+            dec,
+            changed: 0,
+            origin: 0,
+        }
+    }
+
     /// A zeroed entry for `id`.
     pub const fn zero(id: NodeId<L>) -> Self {
-        Self { id, inc: 0, dec: 0 }
+        Self::new(id, 0, 0)
     }
 
     /// True when both totals are zero (such entries are not sent and not digested).
@@ -94,6 +128,7 @@ pub struct PnCounter<const L: usize, S> {
     entries: S,
     total_inc: u128,
     total_dec: u128,
+    version: u32,
 }
 
 /// A counter on a fixed-capacity, heap-free store of `N` entries.
@@ -118,7 +153,22 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
             entries: store,
             total_inc: 0,
             total_dec: 0,
+            version: 0,
         })
+    }
+
+    /// Bumped by every change (local operation or merge that raised something). Entries carry
+    /// the version of their last change, so "what changed since version v" is a filter.
+    /// Saturates at `u32::MAX` (then every entry looks changed: correct, just not minimal).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Entries that rose after version `since`, in id order (`since` = 0: every non-zero one).
+    pub fn changed_since(&self, since: u32) -> impl Iterator<Item = &Entry<L>> + Clone {
+        self.entries()
+            .iter()
+            .filter(move |e| !e.is_zero() && (e.changed > since || since == u32::MAX))
     }
 
     /// This node's id.
@@ -145,6 +195,11 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
         self.entry(self.local.as_str())
             .copied()
             .unwrap_or(Entry::zero(self.local))
+    }
+
+    /// Heap bytes held by the store (0 for fixed stores).
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.heap_bytes()
     }
 
     /// Number of entries with a non-zero total.
@@ -175,18 +230,26 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
 
     /// Adds `by` to the local increment total; returns the new local total.
     pub fn increment(&mut self, by: u64) -> Result<u64, CounterError> {
+        let version = self.version.saturating_add(1);
         let e = self.local_mut()?;
         e.inc = e.inc.checked_add(by).ok_or(CounterError::Overflow)?;
+        e.changed = version;
+        e.origin = 0;
         let now = e.inc;
+        self.version = version;
         self.total_inc += u128::from(by);
         Ok(now)
     }
 
     /// Adds `by` to the local decrement total; returns the new local total.
     pub fn decrement(&mut self, by: u64) -> Result<u64, CounterError> {
+        let version = self.version.saturating_add(1);
         let e = self.local_mut()?;
         e.dec = e.dec.checked_add(by).ok_or(CounterError::Overflow)?;
+        e.changed = version;
+        e.origin = 0;
         let now = e.dec;
+        self.version = version;
         self.total_dec += u128::from(by);
         Ok(now)
     }
@@ -222,6 +285,15 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
     where
         I: Iterator<Item = (&'i str, u64, u64)> + Clone,
     {
+        self.merge_from(input, 0)
+    }
+
+    /// As [`PnCounter::merge_sorted`], tagging raised entries with `origin` (see
+    /// [`Entry::origin`]).
+    pub fn merge_from<'i, I>(&mut self, input: I, origin: u32) -> Result<MergeOutcome, CounterError>
+    where
+        I: Iterator<Item = (&'i str, u64, u64)> + Clone,
+    {
         let plan = self.plan(input.clone())?;
         let mut outcome = MergeOutcome {
             changed: plan.changed,
@@ -235,7 +307,7 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
         if needed > self.entries.max_len() {
             return Err(CounterError::CapacityExceeded);
         }
-        self.apply(input, plan.added)?;
+        self.apply(input, plan.added, origin)?;
         outcome.changed = true;
         Ok(outcome)
     }
@@ -291,7 +363,7 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
     }
 
     /// Pass 2: the linear merge, on input that `plan` accepted and for which room exists.
-    fn apply<'i, I>(&mut self, input: I, added: usize) -> Result<(), CounterError>
+    fn apply<'i, I>(&mut self, input: I, added: usize, origin: u32) -> Result<(), CounterError>
     where
         I: Iterator<Item = (&'i str, u64, u64)>,
     {
@@ -302,6 +374,8 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
                 .try_extend_fill(added, Entry::zero(self.local))?;
             self.entries.as_mut_slice().copy_within(0..old_len, added);
         }
+        let version = self.version.saturating_add(1);
+        self.version = version;
         let slots = self.entries.as_mut_slice();
         let (mut r, end, mut w) = (added, added + old_len, 0usize);
         let (mut inc_gain, mut dec_gain) = (0u128, 0u128);
@@ -319,6 +393,10 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
                         let mut merged = *old;
                         inc_gain += u128::from(inc.saturating_sub(merged.inc));
                         dec_gain += u128::from(dec.saturating_sub(merged.dec));
+                        if inc > merged.inc || dec > merged.dec {
+                            merged.changed = version;
+                            merged.origin = origin;
+                        }
                         merged.inc = merged.inc.max(inc);
                         merged.dec = merged.dec.max(dec);
                         if let Some(slot) = slots.get_mut(w) {
@@ -341,7 +419,13 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
                 let Ok(id) = NodeId::new(id) else { continue };
                 // w < r here whenever old entries remain, so nothing unread is overwritten.
                 if let Some(slot) = slots.get_mut(w) {
-                    *slot = Entry { id, inc, dec };
+                    *slot = Entry {
+                        id,
+                        inc,
+                        dec,
+                        changed: version,
+                        origin,
+                    };
                     inc_gain += u128::from(inc);
                     dec_gain += u128::from(dec);
                     w += 1;

@@ -48,11 +48,7 @@ mod tests {
     use crate::NodeId;
 
     fn e(id: &str, inc: u64, dec: u64) -> Entry<32> {
-        Entry {
-            id: NodeId::new(id).unwrap(),
-            inc,
-            dec,
-        }
+        Entry::new(NodeId::new(id).unwrap(), inc, dec)
     }
 
     #[test]

@@ -58,6 +58,23 @@ pub struct Peer<const L: usize> {
     pub last_heard: Option<Instant>,
     /// When it went down, if it is down.
     pub down_since: Option<Instant>,
+    /// Our counter version this peer is known to hold (0: unknown). See [`crate::Engine`].
+    pub known: u32,
+    /// When `known` was last confirmed.
+    pub known_at: Instant,
+    /// Digest and version of our state when we last sent it a DigestPull (version 0: none).
+    pub pull_digest: u64,
+    /// See `pull_digest`.
+    pub pull_version: u32,
+    /// When we last answered its DigestPull with a DigestPull of ours (rate limit).
+    pub last_pull_reply: Option<Instant>,
+    /// A complete Push is on its way to it: our version it carries (0: none) …
+    pub sent_version: u32,
+    /// … relative to this knowledge (what it was known to hold when the Push was built).
+    pub sent_base: u32,
+    /// When we last pushed back after one of its Pushes (at most once per sync interval, so
+    /// two nodes whose states exceed one frame cannot bounce partial Pushes forever).
+    pub last_push_back: Option<Instant>,
 }
 
 impl<const L: usize> Peer<L> {
@@ -119,6 +136,11 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         self.peers.as_slice().iter()
     }
 
+    /// Heap bytes held by the store (0 for fixed stores).
+    pub fn heap_bytes(&self) -> usize {
+        self.peers.heap_bytes()
+    }
+
     /// Number of peers.
     pub fn len(&self) -> usize {
         self.peers.len()
@@ -129,12 +151,21 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         self.peers.is_empty()
     }
 
-    /// The peer at `addr`.
-    pub fn get(&self, addr: &str) -> Option<&Peer<L>> {
-        self.iter().find(|p| p.addr == *addr)
+    /// Position of `addr` in the table (kept sorted by address), or where it would go.
+    fn search(&self, addr: &str) -> Result<usize, usize> {
+        self.peers
+            .as_slice()
+            .binary_search_by(|p| p.addr.as_bytes().cmp(addr.as_bytes()))
     }
 
-    fn get_mut(&mut self, addr: &str) -> Option<&mut Peer<L>> {
+    /// The peer at `addr`.
+    pub fn get(&self, addr: &str) -> Option<&Peer<L>> {
+        let i = self.search(addr).ok()?;
+        self.peers.as_slice().get(i)
+    }
+
+    /// The peer at `addr`, mutably (the engine's knowledge bookkeeping).
+    pub(crate) fn get_mut(&mut self, addr: &str) -> Option<&mut Peer<L>> {
         self.peers
             .as_mut_slice()
             .iter_mut()
@@ -148,30 +179,76 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         source: PeerSource,
         now: Instant,
     ) -> Result<bool, CapacityExceeded> {
-        if let Some(p) = self.get_mut(addr.as_str()) {
-            if rank(source) > rank(p.source) {
-                p.source = source;
+        let at = match self.search(addr.as_str()) {
+            Ok(i) => {
+                if let Some(p) = self.peers.as_mut_slice().get_mut(i) {
+                    if rank(source) > rank(p.source) {
+                        p.source = source;
+                    }
+                }
+                return Ok(false);
             }
-            return Ok(false);
-        }
-        self.peers.try_push(Peer {
-            addr,
-            source,
-            fails: 0,
-            last_contact: now,
-            last_heard: None,
-            down_since: None,
-        })?;
+            Err(at) => at,
+        };
+        self.peers.try_insert(
+            at,
+            Peer {
+                addr,
+                source,
+                fails: 0,
+                last_contact: now,
+                last_heard: None,
+                down_since: None,
+                known: 0,
+                known_at: now,
+                pull_digest: 0,
+                pull_version: 0,
+                last_pull_reply: None,
+                sent_version: 0,
+                sent_base: 0,
+                last_push_back: None,
+            },
+        )?;
         Ok(true)
     }
 
     /// Removes a peer. Returns true when it was there.
     pub fn remove(&mut self, addr: &str) -> bool {
-        let found = self.iter().position(|p| p.addr == *addr);
-        match found {
+        match self.search(addr).ok() {
             Some(i) => self.peers.remove(i).is_some(),
             None => false,
         }
+    }
+
+    /// A valid frame came from `addr`: adds it as a sender if new and marks it heard, with one
+    /// search. Returns its slot and whether it was added.
+    pub(crate) fn touch_sender(
+        &mut self,
+        addr: NodeId<L>,
+        now: Instant,
+    ) -> Result<(usize, bool), CapacityExceeded> {
+        let (i, added) = match self.search(addr.as_str()) {
+            Ok(i) => (i, false),
+            Err(at) => {
+                self.add(addr, PeerSource::Sender, now)?;
+                (at, true)
+            }
+        };
+        if let Some(p) = self.peers.as_mut_slice().get_mut(i) {
+            p.last_heard = Some(now);
+            Self::revive(p, now);
+        }
+        Ok((i, added))
+    }
+
+    /// The peer in slot `i` (slots are stable until the table changes).
+    pub(crate) fn at(&self, i: usize) -> Option<&Peer<L>> {
+        self.peers.as_slice().get(i)
+    }
+
+    /// The peer in slot `i`, mutably.
+    pub(crate) fn at_mut(&mut self, i: usize) -> Option<&mut Peer<L>> {
+        self.peers.as_mut_slice().get_mut(i)
     }
 
     /// A valid frame came from `addr`: it is alive. Returns true when it was down.
@@ -196,7 +273,14 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
     fn revive(p: &mut Peer<L>, now: Instant) -> bool {
         p.fails = 0;
         p.last_contact = now;
-        p.down_since.take().is_some()
+        let was_down = p.down_since.take().is_some();
+        if was_down {
+            // It may have lost state while it was away: forget what we knew it held.
+            p.known = 0;
+            p.pull_version = 0;
+            p.sent_version = 0;
+        }
+        was_down
     }
 
     /// A send to `addr` failed. Returns true when this made it down.

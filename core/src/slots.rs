@@ -34,6 +34,11 @@ pub trait Slots<T: Copy>: Default {
     /// Shortens to `len` items.
     fn truncate(&mut self, len: usize);
 
+    /// Heap bytes this store has reserved (0 for fixed stores).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
     /// Number of items.
     fn len(&self) -> usize {
         self.as_slice().len()
@@ -118,6 +123,11 @@ mod growable {
     }
 
     impl<T: Copy> Slots<T> for Growable<T> {
+        fn heap_bytes(&self) -> usize {
+            self.items
+                .capacity()
+                .saturating_mul(core::mem::size_of::<T>())
+        }
         fn as_slice(&self) -> &[T] {
             &self.items
         }

@@ -17,3 +17,4 @@ pub mod demo;
 pub mod discovery;
 pub mod http;
 pub mod service;
+pub mod sim;

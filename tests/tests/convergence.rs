@@ -126,3 +126,21 @@ fn runs_are_deterministic_for_a_seed() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5).1, run(6).1);
 }
+
+#[test]
+fn a_node_that_lost_its_state_relearns_it() {
+    let mut net = Network::new(4, config(), NetConfig::default(), Topology::FullMesh, 2);
+    net.increment(3, 10);
+    net.increment(0, 1);
+    let deadline = net.now() + Duration::from_secs(60);
+    assert!(net
+        .run_until_converged(Duration::from_millis(100), deadline)
+        .is_some());
+    net.crash(3);
+    net.run_until(net.now() + Duration::from_millis(50));
+    net.restart_empty(3, config(), &[0]);
+    let deadline = net.now() + Duration::from_secs(60);
+    let at = net.run_until_converged(Duration::from_millis(100), deadline);
+    assert!(at.is_some(), "values {:?}", net.values());
+    assert_eq!(net.engine(3).unwrap().counter().local_entry().inc, 10);
+}

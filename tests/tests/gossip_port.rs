@@ -63,11 +63,18 @@ fn spec_vectors_over_tcp_are_understood() {
     send(&n, &me_addr, &core_fixture("b_digest_pull.hex"));
     let (t, _) = receive(&me);
     assert_eq!(t, MessageType::DigestAck);
-    // A DigestPull with another digest gets the state pushed to the address in the header.
+    // The Ack told the node that `me` holds its state. A DigestPull from `me` with another
+    // digest means `me` has more: the node asks for it with a DigestPull of its own.
     let mut other = core_fixture("b_digest_pull.hex");
     *other.last_mut().unwrap() ^= 0xff;
     send(&n, &me_addr, &other);
     let (t, _) = receive(&me);
+    assert_eq!(t, MessageType::DigestPull);
+    // From a sender it knows nothing about, the same DigestPull gets the full state pushed to
+    // the address in the header.
+    let stranger = TcpListener::bind("127.0.0.1:0").unwrap();
+    send(&n, &stranger.local_addr().unwrap().to_string(), &other);
+    let (t, _) = receive(&stranger);
     assert_eq!(t, MessageType::Push);
     // (c): a DigestAck is understood and changes nothing.
     send(&n, &me_addr, &core_fixture("c_digest_ack.hex"));

@@ -29,6 +29,14 @@ pub struct Config {
     pub compress_above: usize,
     /// Optional compressor for outgoing messages.
     pub compressor: Option<Compressor>,
+    /// Push only what a peer is not known to hold (spec §6 allows partial Pushes). When false,
+    /// every Push carries the full state, as the reference does.
+    pub delta_sync: bool,
+    /// Largest frame this node sends (flag byte included, §2 header not): a Push that would be
+    /// larger carries a window of entries and the next one continues. Default 16,128 bytes, so
+    /// that with its header a frame stays under the 16 KiB a reference node reads; set 4 KiB
+    /// when microcontrollers are in the cluster.
+    pub max_frame_out: usize,
 }
 
 impl Config {
@@ -43,6 +51,8 @@ impl Config {
             message_limits: MessageLimits::HOST,
             compress_above: 1024,
             compressor: None,
+            delta_sync: true,
+            max_frame_out: 16 * 1024 - 256,
         }
     }
 
@@ -51,6 +61,7 @@ impl Config {
         Self {
             frame_limits: FrameLimits::MCU,
             message_limits: MessageLimits::MCU,
+            max_frame_out: 4 * 1024,
             ..Self::host()
         }
     }

@@ -22,7 +22,7 @@ mod stats;
 pub use config::{Compressor, Config};
 pub use stats::Stats;
 
-use crate::counter::{CounterError, Entry, PnCounter};
+use crate::counter::{origin_of, CounterError, Entry, PnCounter};
 use crate::digest::digest;
 use crate::error::WireError;
 use crate::frame::{self, is_gossip_address, FLAG_ZSTD};
@@ -68,7 +68,12 @@ pub struct Handled {
 enum Outgoing {
     Pull,
     Ack(u64),
-    Push,
+    /// The entries changed after `since` (0: the full state); a `backstop` Push also carries
+    /// what the peer itself gave us.
+    Push {
+        since: u32,
+        backstop: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -166,6 +171,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         &self.config
     }
 
+    /// Memory this engine uses: its own size plus what its stores hold on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of::<Self>() + self.counter.heap_bytes() + self.peers.heap_bytes()
+    }
+
     /// What the engine has done so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -244,12 +254,28 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     }
 
     /// A transmit to `addr` was written out.
+    ///
+    /// A complete Push that reached the peer counts as knowledge of what it now holds: TCP
+    /// delivered it, and merge is idempotent. Should it have been lost after all, the peer's
+    /// next differing DigestPull, or the expiry of knowledge, repairs it.
     pub fn on_delivered(&mut self, addr: &str, now: Instant) {
         self.peers.delivered(addr, now);
+        if let Some(p) = self.peers.get_mut(addr) {
+            if p.sent_version != 0 && (p.sent_base == 0 || p.sent_base <= p.known) {
+                if p.sent_version > p.known {
+                    p.known = p.sent_version;
+                }
+                p.known_at = now;
+            }
+            p.sent_version = 0;
+        }
     }
 
     /// A transmit to `addr` could not be delivered (connect or write failed).
     pub fn on_send_failed(&mut self, addr: &str, now: Instant) {
+        if let Some(p) = self.peers.get_mut(addr) {
+            p.sent_version = 0;
+        }
         if self.peers.send_failed(addr, now, &self.config.detector) {
             crate::fmt::debug!("peer {} down after repeated send failures", addr);
             self.stats.peers_down += 1;
@@ -290,11 +316,13 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let msg = Message::parse(body.bytes(), &self.config.message_limits)?;
         let kind = msg.message_type();
         let mut changed = false;
+        // A valid frame: the sender is alive (and readmitted if it was down).
+        let slot = self.note_sender(from, now);
         match msg {
             Message::Push { inc, dec, .. } => {
                 let out = self
                     .counter
-                    .merge_sorted(Union::new(inc, dec))
+                    .merge_from(Union::new(inc, dec), origin_of(from.as_str()))
                     .map_err(|e| match e {
                         CounterError::IdTooLong => WireError::IdTooLong,
                         CounterError::Overflow => WireError::Overflow,
@@ -306,42 +334,157 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     self.digest = None;
                     changed = true;
                 }
-                if out.input_behind {
-                    self.enqueue(from, Outgoing::Push);
+                if out.input_behind && self.may_push_back(slot, now) {
+                    let since = self.knowledge(slot, now);
+                    if self.has_changes_since(since) {
+                        self.enqueue(
+                            from,
+                            Outgoing::Push {
+                                since,
+                                backstop: false,
+                            },
+                        );
+                    }
+                } else {
+                    // The Push held everything we hold: so does its sender.
+                    self.learn(slot, self.counter.version(), now);
                 }
             }
             Message::DigestPull { digest, .. } => {
-                let what = if digest == self.digest() {
-                    Outgoing::Ack(digest)
-                } else if self.counter.nonzero_len() > 0 {
-                    Outgoing::Push
+                if digest == self.digest() {
+                    self.learn(slot, self.counter.version(), now);
+                    self.enqueue(from, Outgoing::Ack(digest));
                 } else {
-                    // Nothing to push: ask for theirs instead.
-                    Outgoing::Pull
-                };
-                self.enqueue(from, what);
+                    self.answer_mismatch(from, slot, now);
+                }
             }
-            Message::DigestAck { .. } => {}
+            Message::DigestAck { digest, .. } => {
+                let current = self.digest();
+                let version = self.counter.version();
+                let confirmed = match slot.and_then(|i| self.peers.at(i)) {
+                    Some(_) if digest == current => Some(version),
+                    Some(p) if p.pull_version != 0 && digest == p.pull_digest => {
+                        Some(p.pull_version)
+                    }
+                    _ => None,
+                };
+                if let Some(v) = confirmed {
+                    self.learn(slot, v, now);
+                }
+            }
         }
         if let Some(n) = self.stats.frames_in.get_mut(kind.index()) {
             *n += 1;
         }
-        self.note_sender(from, now);
         Ok(Handled {
             message: kind,
             changed,
         })
     }
 
-    fn note_sender(&mut self, from: NodeId<L>, now: Instant) {
+    /// Adds or refreshes the sender of a valid frame; returns its peer-table slot.
+    fn note_sender(&mut self, from: NodeId<L>, now: Instant) -> Option<usize> {
         if from == self.listen {
+            return None;
+        }
+        match self.peers.touch_sender(from, now) {
+            Ok((slot, added)) => {
+                self.stats.peers_added += u64::from(added);
+                Some(slot)
+            }
+            Err(CapacityExceeded) => {
+                self.stats.peers_refused += 1;
+                None
+            }
+        }
+    }
+
+    /// The version of our state `peer` is known to hold, if that knowledge is fresh (confirmed
+    /// within a full-sync interval) and delta sync is on; 0 (send everything) otherwise.
+    fn knowledge(&self, slot: Option<usize>, now: Instant) -> u32 {
+        if !self.config.delta_sync {
+            return 0;
+        }
+        match slot.and_then(|i| self.peers.at(i)) {
+            Some(p) if p.known != 0 && now - p.known_at <= self.config.full_sync_interval => {
+                p.known
+            }
+            _ => 0,
+        }
+    }
+
+    /// Push-backs are limited to one per sync interval per peer (see `Peer::last_push_back`).
+    fn may_push_back(&mut self, slot: Option<usize>, now: Instant) -> bool {
+        let interval = self.config.sync_interval;
+        match slot.and_then(|i| self.peers.at_mut(i)) {
+            Some(p) => {
+                let ok = p.last_push_back.is_none_or(|t| now - t >= interval);
+                if ok {
+                    p.last_push_back = Some(now);
+                }
+                ok
+            }
+            None => true,
+        }
+    }
+
+    /// `peer` holds our state as of `version`.
+    fn learn(&mut self, slot: Option<usize>, version: u32, now: Instant) {
+        if let Some(p) = slot.and_then(|i| self.peers.at_mut(i)) {
+            if version >= p.known {
+                p.known = version;
+                p.known_at = now;
+            }
+        }
+    }
+
+    fn has_changes_since(&self, since: u32) -> bool {
+        self.counter.changed_since(since).next().is_some()
+    }
+
+    /// A DigestPull whose digest differs from ours: push what the peer may lack; if it lacks
+    /// nothing of ours, it has something we lack, so ask for it (at most once per sync interval,
+    /// so two nodes can never bounce DigestPulls).
+    fn answer_mismatch(&mut self, from: NodeId<L>, slot: Option<usize>, now: Instant) {
+        let since = self.knowledge(slot, now);
+        if self.has_changes_since(since) {
+            self.enqueue(
+                from,
+                Outgoing::Push {
+                    since,
+                    backstop: false,
+                },
+            );
             return;
         }
-        match self.peers.add(from, PeerSource::Sender, now) {
-            Ok(added) => self.stats.peers_added += u64::from(added),
-            Err(CapacityExceeded) => self.stats.peers_refused += 1,
+        // We already asked it recently and it still differs while lacking nothing of ours:
+        // what we believed it holds is wrong (a lost frame, or a restart that lost state).
+        // Forget it and send everything.
+        let recent = self.config.sync_interval.saturating_mul(2);
+        let stale = match slot.and_then(|i| self.peers.at_mut(i)) {
+            Some(p) => {
+                let stale = p.last_pull_reply.is_some_and(|t| now - t < recent);
+                if stale {
+                    p.known = 0;
+                    p.last_pull_reply = None;
+                } else {
+                    p.last_pull_reply = Some(now);
+                }
+                stale
+            }
+            None => false,
+        };
+        if stale && self.counter.nonzero_len() > 0 {
+            self.enqueue(
+                from,
+                Outgoing::Push {
+                    since: 0,
+                    backstop: false,
+                },
+            );
+        } else {
+            self.enqueue(from, Outgoing::Pull);
         }
-        self.peers.heard_from(from.as_str(), now);
     }
 
     fn enqueue(&mut self, to: NodeId<L>, what: Outgoing) {
@@ -390,7 +533,20 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     let _ = chosen.push(a);
                 });
                 for to in chosen {
-                    self.enqueue(to, Outgoing::Push);
+                    // The backstop: the full state to a peer not known to hold ours. A peer
+                    // known to hold it is skipped, so an idle cluster sends only digests.
+                    let known = self.peers.get(to.as_str()).is_some_and(|p| {
+                        self.config.delta_sync && p.known != 0 && p.known == self.counter.version()
+                    });
+                    if !known {
+                        self.enqueue(
+                            to,
+                            Outgoing::Push {
+                                since: 0,
+                                backstop: true,
+                            },
+                        );
+                    }
                 }
             }
             self.next_full_sync = advance(self.next_full_sync, self.config.full_sync_interval, now);
@@ -431,7 +587,15 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 Outgoing::Pull | Outgoing::Ack(_) => {
                     let (message, digest) = match p.what {
                         Outgoing::Ack(d) => (MessageType::DigestAck, d),
-                        _ => (MessageType::DigestPull, self.digest()),
+                        _ => {
+                            let d = self.digest();
+                            let version = self.counter.version();
+                            if let Some(peer) = self.peers.get_mut(p.to.as_str()) {
+                                peer.pull_digest = d;
+                                peer.pull_version = version;
+                            }
+                            (MessageType::DigestPull, d)
+                        }
                     };
                     let m: Message<'_, core::iter::Empty<(&str, u64)>> = match message {
                         MessageType::DigestAck => Message::DigestAck {
@@ -445,19 +609,40 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     };
                     (message, m.emit(out).ok()?)
                 }
-                Outgoing::Push => {
+                Outgoing::Push { since, backstop } => {
+                    // Leave out what the peer itself gave us only when we know what it holds: a
+                    // peer we know nothing about may have lost it (a restart without its disk).
+                    let echo = !backstop && self.config.delta_sync && since != 0;
+                    let exclude = if echo { origin_of(p.to.as_str()) } else { 0 };
+                    let pick = push::Pick { since, exclude };
                     let entries = self.counter.entries();
-                    let Some(w) =
-                        push::fit_window(entries, self.push_cursor, id.as_str(), out.len())
+                    let budget = out.len().min(self.config.max_frame_out.saturating_sub(1));
+                    let cursor = self.push_cursor;
+                    let Some(w) = push::fit_window(entries, cursor, id.as_str(), budget, pick)
                     else {
-                        if self.counter.nonzero_len() > 0 {
+                        if push::fit_window(entries, cursor, id.as_str(), usize::MAX, pick)
+                            .is_some()
+                        {
                             self.stats.emit_failures += 1;
                         }
                         return None;
                     };
-                    let len = push::emit(entries, w, id.as_str(), out).ok()?;
-                    // A partial window moves the cursor; a complete one leaves it.
-                    if w.count < entries.len() {
+                    let len = push::emit(entries, w, pick, id.as_str(), out).ok()?;
+                    if since == 0 {
+                        self.stats.full_push_bytes += len as u64;
+                    } else {
+                        self.stats.delta_push_bytes += len as u64;
+                    }
+                    let complete = w.count >= entries.len();
+                    if complete {
+                        // Everything selected is on its way: knowledge once delivered.
+                        let version = self.counter.version();
+                        if let Some(peer) = self.peers.get_mut(p.to.as_str()) {
+                            peer.sent_version = version;
+                            peer.sent_base = since;
+                        }
+                    } else {
+                        // A partial window moves the cursor, so the next Push continues.
                         self.push_cursor = w.start + w.count;
                     }
                     (MessageType::Push, len)

@@ -17,12 +17,23 @@ enum Which {
     Dec,
 }
 
-/// The non-zero `inc` (or `dec`) totals of a window of entries, in id order.
+/// The non-zero `inc` (or `dec`) totals of a window of entries changed after `since`, in id
+/// order.
 #[derive(Clone, Debug)]
 pub(crate) struct Side<'e, const L: usize> {
     head: core::slice::Iter<'e, Entry<L>>,
     tail: core::slice::Iter<'e, Entry<L>>,
     which: Which,
+    pick: Pick,
+}
+
+/// Which entries a Push carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pick {
+    /// Entries changed after this version (0: all).
+    pub since: u32,
+    /// Leave out entries whose current totals came from this origin (0: none).
+    pub exclude: u32,
 }
 
 impl<'e, const L: usize> Iterator for Side<'e, L> {
@@ -37,11 +48,17 @@ impl<'e, const L: usize> Iterator for Side<'e, L> {
                 Which::Inc => e.inc,
                 Which::Dec => e.dec,
             };
-            if v != 0 {
+            if v != 0 && selected(e, self.pick) {
                 return Some((e.id.as_str(), v));
             }
         }
     }
+}
+
+/// True when `e` belongs in a Push picking `pick`.
+pub(crate) fn selected<const L: usize>(e: &Entry<L>, pick: Pick) -> bool {
+    (pick.since == 0 || pick.since == u32::MAX || e.changed > pick.since)
+        && (pick.exclude == 0 || e.origin != pick.exclude)
 }
 
 /// A window of entries chosen to fit a budget: indices `[start, start + count)` modulo len.
@@ -51,13 +68,14 @@ pub(crate) struct Window {
     pub count: usize,
 }
 
-/// Chooses the largest window starting at `start` whose Push fits `budget` bytes.
-/// Returns `None` when not even one non-zero entry fits or there is none.
+/// Chooses the largest window starting at `start` whose Push of the entries changed after
+/// `since` fits `budget` bytes. `None` when not even one selected entry fits or there is none.
 pub(crate) fn fit_window<const L: usize>(
     entries: &[Entry<L>],
     start: usize,
     sender: &str,
     budget: usize,
+    pick: Pick,
 ) -> Option<Window> {
     let n = entries.len();
     if n == 0 {
@@ -73,8 +91,10 @@ pub(crate) fn fit_window<const L: usize>(
         let Some(e) = entries.get((start + k) % n) else {
             break;
         };
-        let cost = usize::from(e.inc != 0) * entry_len(e.id.len())
-            + usize::from(e.dec != 0) * entry_len(e.id.len());
+        let picked = usize::from(selected(e, pick));
+        let cost = picked
+            * (usize::from(e.inc != 0) * entry_len(e.id.len())
+                + usize::from(e.dec != 0) * entry_len(e.id.len()));
         if used + cost > budget {
             break;
         }
@@ -86,7 +106,11 @@ pub(crate) fn fit_window<const L: usize>(
 }
 
 /// The two sides of a window, in id order.
-pub(crate) fn sides<const L: usize>(entries: &[Entry<L>], w: Window) -> (Side<'_, L>, Side<'_, L>) {
+pub(crate) fn sides<const L: usize>(
+    entries: &[Entry<L>],
+    w: Window,
+    pick: Pick,
+) -> (Side<'_, L>, Side<'_, L>) {
     let n = entries.len();
     let end = w.start + w.count;
     let (head, tail): (&[Entry<L>], &[Entry<L>]) = if end <= n {
@@ -102,18 +126,20 @@ pub(crate) fn sides<const L: usize>(entries: &[Entry<L>], w: Window) -> (Side<'_
         head: head.iter(),
         tail: tail.iter(),
         which,
+        pick,
     };
     (side(Which::Inc), side(Which::Dec))
 }
 
-/// Emits the Push of window `w` into `buf`.
+/// Emits the Push of window `w` (entries changed after `since`) into `buf`.
 pub(crate) fn emit<const L: usize>(
     entries: &[Entry<L>],
     w: Window,
+    pick: Pick,
     sender: &str,
     buf: &mut [u8],
 ) -> Result<usize, BufferTooSmall> {
-    let (inc, dec) = sides(entries, w);
+    let (inc, dec) = sides(entries, w, pick);
     Message::Push {
         id: sender,
         inc,
@@ -128,12 +154,19 @@ mod tests {
     use crate::message::{Message, MessageLimits};
     use crate::NodeId;
 
+    const ALL: Pick = Pick {
+        since: 0,
+        exclude: 0,
+    };
+
     fn entries(n: usize) -> Vec<Entry<16>> {
         (0..n)
-            .map(|i| Entry {
-                id: NodeId::new(&format!("n{i:03}")).unwrap(),
-                inc: i as u64 + 1,
-                dec: (i % 2) as u64,
+            .map(|i| {
+                Entry::new(
+                    NodeId::new(&format!("n{i:03}")).unwrap(),
+                    i as u64 + 1,
+                    (i % 2) as u64,
+                )
             })
             .collect()
     }
@@ -144,9 +177,9 @@ mod tests {
         let mut start = 0;
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..10 {
-            let w = fit_window(&es, start, "me:1", 300).unwrap();
+            let w = fit_window(&es, start, "me:1", 300, ALL).unwrap();
             let mut buf = [0u8; 300];
-            let len = emit(&es, w, "me:1", &mut buf).unwrap();
+            let len = emit(&es, w, ALL, "me:1", &mut buf).unwrap();
             assert!(len <= 300);
             match Message::parse(&buf[..len], &MessageLimits::HOST).unwrap() {
                 Message::Push { inc, .. } => {
@@ -163,8 +196,8 @@ mod tests {
     #[test]
     fn nothing_fits_or_nothing_to_send() {
         let es = entries(3);
-        assert_eq!(fit_window(&es, 0, "me:1", 20), None);
+        assert_eq!(fit_window(&es, 0, "me:1", 20, ALL), None);
         let zero = [Entry::zero(NodeId::<16>::new("z").unwrap())];
-        assert_eq!(fit_window(&zero, 0, "me:1", 1000), None);
+        assert_eq!(fit_window(&zero, 0, "me:1", 1000, ALL), None);
     }
 }

@@ -17,6 +17,10 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Frames sent compressed.
     pub compressed_out: u64,
+    /// Message bytes of Pushes of the full state (before compression).
+    pub full_push_bytes: u64,
+    /// Message bytes of delta Pushes (before compression).
+    pub delta_push_bytes: u64,
     /// Pushes merged (changed or not).
     pub merges: u64,
     /// Pushes that changed the state.
@@ -45,6 +49,8 @@ impl Default for Stats {
             bytes_in: 0,
             bytes_out: 0,
             compressed_out: 0,
+            full_push_bytes: 0,
+            delta_push_bytes: 0,
             merges: 0,
             merges_changed: 0,
             rejects: [0; WireError::COUNT],

@@ -7,14 +7,17 @@ use crate::id::NodeId;
 use crate::message::MessageType;
 use crate::peers::PeerSource;
 use crate::time::{Duration, Instant};
-use alloc::collections::BinaryHeap;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 
-/// The engine type the simulator runs (host profile: 255-byte ids, growable stores).
-pub type SimEngine = GrowableEngine<255>;
+/// The engine type the simulator runs (growable stores, as hosts).
+pub type SimEngine = GrowableEngine<SIM_ID_LEN>;
+
+/// Id bound of simulated nodes: their ids (`n<i>:1`) are short, and a small bound keeps the
+/// engine's inline ids (copied per frame) cheap. Same engine code as hosts, another `L`.
+pub const SIM_ID_LEN: usize = 32;
 
 /// How the simulated wire behaves.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +70,8 @@ pub struct NetStats {
     pub duplicated: u64,
     /// Sends refused (receiver down or partitioned).
     pub refused: u64,
+    /// Largest frame sent (flag byte and body, §2 header excluded).
+    pub largest_frame: usize,
 }
 
 impl NetStats {
@@ -86,14 +91,6 @@ struct Node {
     timer_at: Instant,
 }
 
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    at: Instant,
-    seq: u64,
-    what: What,
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum What {
     Timer { node: u32 },
     Deliver { to: u32, payload: Vec<u8> },
@@ -102,9 +99,12 @@ enum What {
 /// N engines on a simulated network. See the module docs.
 pub struct Network {
     nodes: Vec<Node>,
-    events: BinaryHeap<Reverse<Event>>,
+    /// A calendar queue: events by millisecond, each bucket in scheduling order (which makes
+    /// runs deterministic without a sequence number).
+    events: BTreeMap<Instant, Vec<What>>,
+    /// Payload buffers of delivered frames, reused.
+    spare: Vec<Vec<u8>>,
     now: Instant,
-    seq: u64,
     rng: SimRng,
     net: NetConfig,
     groups: Option<Vec<u16>>,
@@ -114,7 +114,7 @@ pub struct Network {
 }
 
 /// The gossip address of node `i`: `n<i>:1`.
-pub fn address(i: usize) -> NodeId<255> {
+pub fn address(i: usize) -> NodeId<SIM_ID_LEN> {
     match NodeId::new(&format!("n{i}:1")) {
         Ok(id) => id,
         // At most 24 bytes, never empty.
@@ -149,9 +149,9 @@ impl Network {
         }
         let mut net_ = Self {
             nodes,
-            events: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            spare: Vec::new(),
             now: Instant::ZERO,
-            seq: 0,
             rng,
             net,
             groups: None,
@@ -200,12 +200,7 @@ impl Network {
     }
 
     fn schedule(&mut self, at: Instant, what: What) {
-        self.seq += 1;
-        self.events.push(Reverse(Event {
-            at,
-            seq: self.seq,
-            what,
-        }));
+        self.events.entry(at).or_default().push(what);
     }
 
     // ----- inputs -----
@@ -255,6 +250,26 @@ impl Network {
         }
     }
 
+    /// Brings node `i` back with NO state (its disk was lost), at the same address, knowing
+    /// `peers` of the others. Its own earlier entry now lives only at its peers.
+    pub fn restart_empty(&mut self, i: usize, config: Config, peers: &[usize]) {
+        let now = self.now;
+        let id = address(i);
+        let Ok(mut engine) = SimEngine::new(id, id, config, now) else {
+            return;
+        };
+        for &j in peers {
+            let _ = engine.add_peer(address(j).as_str(), PeerSource::Static, now);
+        }
+        if let Some(n) = self.nodes.get_mut(i) {
+            // What it had made is still counted in `expected`: the cluster holds it.
+            n.engine = engine;
+            n.up = true;
+            n.timer_at = now;
+            self.schedule(now, What::Timer { node: i as u32 });
+        }
+    }
+
     /// Brings node `i` back with the state it had.
     pub fn restart(&mut self, i: usize) {
         let now = self.now;
@@ -271,17 +286,21 @@ impl Network {
 
     /// Processes events up to and including time `until`.
     pub fn run_until(&mut self, until: Instant) {
-        while let Some(Reverse(ev)) = self.events.peek() {
-            if ev.at > until {
+        while let Some(entry) = self.events.first_entry() {
+            let at = *entry.key();
+            if at > until {
                 break;
             }
-            let Some(Reverse(ev)) = self.events.pop() else {
-                break;
-            };
-            self.now = ev.at;
-            match ev.what {
-                What::Timer { node } => self.on_timer(node as usize, ev.at),
-                What::Deliver { to, payload } => self.on_deliver(to as usize, &payload),
+            let bucket = entry.remove();
+            self.now = at;
+            for what in bucket {
+                match what {
+                    What::Timer { node } => self.on_timer(node as usize, at),
+                    What::Deliver { to, payload } => {
+                        self.on_deliver(to as usize, &payload);
+                        self.spare.push(payload);
+                    }
+                }
             }
         }
         self.now = self.now.max(until);
@@ -357,6 +376,8 @@ impl Network {
                 *s += 1;
                 *b += t.len as u64;
             }
+            let header = 1 + buf.first().map_or(0, |&n| usize::from(n));
+            self.stats.largest_frame = self.stats.largest_frame.max(t.len.saturating_sub(header));
             let Some(to) = index_of(t.to.as_str()) else {
                 continue;
             };
@@ -385,7 +406,9 @@ impl Network {
                     self.net.latency_min.as_millis(),
                     self.net.latency_max.as_millis(),
                 );
-                let payload = buf.get(..t.len).unwrap_or_default().to_vec();
+                let mut payload = self.spare.pop().unwrap_or_default();
+                payload.clear();
+                payload.extend_from_slice(buf.get(..t.len).unwrap_or_default());
                 self.schedule(
                     now + Duration::from_millis(latency),
                     What::Deliver {
@@ -451,6 +474,20 @@ impl Network {
         };
         first.engine.value() == self.expected
             && live.all(|n| n.engine.counter() == first.engine.counter())
+    }
+
+    /// Sum of every engine's stats of one kind, e.g. `|s| s.full_push_bytes`.
+    pub fn engine_total(&self, f: impl Fn(&crate::Stats) -> u64) -> u64 {
+        self.nodes.iter().map(|n| f(n.engine.stats())).sum()
+    }
+
+    /// The largest [`memory_bytes`](crate::Engine::memory_bytes) of any node.
+    pub fn max_memory(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| n.engine.memory_bytes())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Wire totals so far.

@@ -3,6 +3,7 @@
 mod client;
 mod cluster;
 mod node;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -38,6 +39,55 @@ pub enum Command {
     Demo,
     /// Measure HTTP write throughput and cluster agreement time.
     Bench(BenchArgs),
+    /// Simulate N real engines on virtual time over a lossy network (deterministic per seed).
+    Sim(SimArgs),
+}
+
+/// `tally sim`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// Peers contacted per round.
+    #[arg(long, default_value_t = 2)]
+    pub fanout: u8,
+    /// Sync interval (virtual time).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+    /// Probability that a frame is lost.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// Writer nodes (0: one random node increments once at time 0).
+    #[arg(long, default_value_t = 0)]
+    pub writers: usize,
+    /// Total increments, one per writer per round.
+    #[arg(long, default_value_t = 0)]
+    pub ops: usize,
+    /// Split the nodes in two halves from round FROM until round TO: `FROM..TO`.
+    #[arg(long, value_parser = sim::parse_partition)]
+    pub partition: Option<(u64, u64)>,
+    /// Seed: a run is a pure function of its seed and flags.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Static peers per node at start; others are learned from senders.
+    #[arg(long, default_value_t = 8)]
+    pub initial_peers: usize,
+    /// Push the full state every time (the reference's behaviour) instead of deltas.
+    #[arg(long)]
+    pub full_state: bool,
+    /// Largest frame a node sends, bytes.
+    #[arg(long, default_value_t = 16 * 1024 - 256)]
+    pub max_frame: usize,
+    /// Give up after this many rounds.
+    #[arg(long, default_value_t = 1000)]
+    pub max_rounds: u64,
+    /// Print the report as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the fraction of converged nodes per round into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// `tally bench`.
@@ -155,15 +205,19 @@ pub fn init_logging(level: &str) {
 
 /// Runs the command line; the exit code is the process's.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Command::Demo = cli.command {
-        let (ok, report) = crate::demo::run(crate::demo::DemoConfig::default());
-        print!("{report}");
-        return if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
-    }
+    let command = match cli.command {
+        Command::Demo => {
+            let (ok, report) = crate::demo::run(crate::demo::DemoConfig::default());
+            print!("{report}");
+            return if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Command::Sim(args) => return report(sim::run(args)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,14 +229,14 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Node(args) => report(node::run(args).await),
             Command::Discovery(args) => report(node::run_discovery(args).await),
             Command::Cluster(args) => report(cluster::run(args).await),
             Command::Get(args) => client::get(args).await,
             Command::Inc(args) => client::write(args, client::Op::Increment).await,
             Command::Dec(args) => client::write(args, client::Op::Decrement).await,
-            Command::Demo => ExitCode::SUCCESS,
+            Command::Demo | Command::Sim(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");
                 match crate::bench::run(&args.concurrency, args.duration, args.node).await {

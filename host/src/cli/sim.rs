@@ -1,0 +1,130 @@
+//! `tally sim`: runs the simulator and prints its report (text, then JSON as the last line
+//! with `--json`).
+
+use super::SimArgs;
+use crate::sim::{self, SimOptions, SimReport};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
+
+/// Parses a partition spec `FROM..TO` (rounds): the nodes split into two halves at round FROM
+/// and heal at round TO.
+pub fn parse_partition(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("partition {s:?}: expected FROM..TO in rounds, e.g. 0..20"))?;
+    let from = a
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| format!("partition start {a:?}: {e}"))?;
+    let to = b
+        .trim()
+        .parse::<u64>()
+        .map_err(|e| format!("partition end {b:?}: {e}"))?;
+    if to <= from {
+        return Err(format!(
+            "partition {s:?}: the heal round must come after the split"
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Runs `tally sim`.
+pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    let ms = u64::try_from(args.sync_interval.as_millis()).unwrap_or(u64::MAX);
+    let opts = SimOptions {
+        nodes: args.nodes,
+        fanout: args.fanout,
+        sync_interval: tally_core::Duration::from_millis(ms.max(1)),
+        loss: args.loss,
+        writers: args.writers,
+        ops: args.ops,
+        partition: args.partition,
+        seed: args.seed,
+        initial_peers: args.initial_peers,
+        delta: !args.full_state,
+        max_frame: args.max_frame,
+        max_rounds: args.max_rounds,
+    };
+    anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!((0.0..1.0).contains(&opts.loss), "--loss must be in [0, 1)");
+    let started = Instant::now();
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} round {pos} · {msg} · {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let report = sim::run(&opts, |round, fraction| {
+        // Only runs longer than a second get a progress bar.
+        if bar.is_hidden() && started.elapsed() > Duration::from_secs(1) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        bar.set_position(round);
+        bar.set_message(format!("{:.1}% converged", fraction * 100.0));
+    });
+    bar.finish_and_clear();
+    print_text(&report);
+    if let Some(path) = &args.plot {
+        sim::plot(
+            &[(
+                format!("{} nodes, seed {}", report.nodes, report.seed),
+                &report,
+            )],
+            path,
+        )?;
+        println!("plot written to {}", path.display());
+    }
+    if args.json {
+        let mut json = serde_json::to_value(&report)?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.remove("converged_fraction");
+        }
+        println!("{json}");
+    }
+    anyhow::ensure!(
+        report.converged,
+        "did not converge within {} rounds",
+        args.max_rounds
+    );
+    Ok(())
+}
+
+fn print_text(r: &SimReport) {
+    println!(
+        "{} nodes, seed {}, {} sync: {} after {} rounds ({} ms virtual)",
+        r.nodes,
+        r.seed,
+        if r.delta { "delta" } else { "full-state" },
+        if r.converged {
+            "converged"
+        } else {
+            "NOT converged"
+        },
+        r.rounds,
+        r.virtual_ms
+    );
+    if let Some(k) = r.rounds_after_heal {
+        println!("  converged {k} rounds after the partition healed");
+    }
+    println!(
+        "  {} frames, {} bytes; per node per round: {:.2} frames, {:.1} bytes",
+        r.messages, r.bytes, r.messages_per_node_per_round, r.bytes_per_node_per_round
+    );
+    for (name, t) in [
+        ("push", &r.push),
+        ("digest_pull", &r.digest_pull),
+        ("digest_ack", &r.digest_ack),
+    ] {
+        println!(
+            "  {name:<12} {:>10} frames {:>12} bytes {:>10.1} bytes/node/round",
+            t.messages, t.bytes, t.bytes_per_node_per_round
+        );
+    }
+    println!(
+        "  push message bytes: {} full state, {} delta",
+        r.full_push_bytes, r.delta_push_bytes
+    );
+    println!(
+        "  peak node memory {} bytes; {} frames delivered in {} ms wall ({:.0}/s)",
+        r.peak_node_memory_bytes, r.delivered, r.wall_ms, r.delivered_per_second
+    );
+}
