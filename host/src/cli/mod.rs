@@ -41,6 +41,22 @@ pub enum Command {
     Bench(BenchArgs),
     /// Simulate N real engines on virtual time over a lossy network (deterministic per seed).
     Sim(SimArgs),
+    /// Rounds to agreement at several sizes over many seeds, as a Markdown table and a curve.
+    Scaling(ScalingArgs),
+}
+
+/// `tally scaling`.
+#[derive(Debug, clap::Args)]
+pub struct ScalingArgs {
+    /// Cluster sizes.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+    pub sizes: Vec<usize>,
+    /// Seeds per size (1..=N).
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    /// Draw the median run of each size into this SVG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// `tally sim`.
@@ -216,6 +232,7 @@ pub fn run(cli: Cli) -> ExitCode {
             };
         }
         Command::Sim(args) => return report(sim::run(args)),
+        Command::Scaling(args) => return report(sim::scaling(args)),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -236,7 +253,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Get(args) => client::get(args).await,
             Command::Inc(args) => client::write(args, client::Op::Increment).await,
             Command::Dec(args) => client::write(args, client::Op::Decrement).await,
-            Command::Demo | Command::Sim(_) => ExitCode::SUCCESS,
+            Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");
                 match crate::bench::run(&args.concurrency, args.duration, args.node).await {

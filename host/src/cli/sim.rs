@@ -128,3 +128,47 @@ fn print_text(r: &SimReport) {
         r.peak_node_memory_bytes, r.delivered, r.wall_ms, r.delivered_per_second
     );
 }
+
+/// Runs `tally scaling`: one update at each size over many seeds (median rounds), the curve as
+/// an SVG, and the byte measurements of the Scaling section, printed as Markdown.
+pub fn scaling(args: super::ScalingArgs) -> anyhow::Result<()> {
+    let mut curves: Vec<(String, SimReport)> = Vec::new();
+    println!("| nodes | median rounds (of {} seeds) | min | max | log2 N | bytes/node/round | frames/node/round | peak node memory | wall ms (median run) |", args.seeds);
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &n in &args.sizes {
+        let mut runs: Vec<SimReport> = (1..=args.seeds)
+            .map(|seed| {
+                sim::run(
+                    &SimOptions {
+                        nodes: n,
+                        seed,
+                        ..SimOptions::default()
+                    },
+                    |_, _| {},
+                )
+            })
+            .collect();
+        anyhow::ensure!(runs.iter().all(|r| r.converged), "{n} nodes: a run did not converge");
+        runs.sort_by_key(|r| r.rounds);
+        let Some(median) = runs.get(runs.len() / 2).cloned() else {
+            continue;
+        };
+        let (min, max) = (runs.first().map_or(0, |r| r.rounds), runs.last().map_or(0, |r| r.rounds));
+        println!(
+            "| {n} | {} | {min} | {max} | {:.1} | {:.1} | {:.2} | {} B | {} |",
+            median.rounds,
+            (n as f64).log2(),
+            median.bytes_per_node_per_round,
+            median.messages_per_node_per_round,
+            median.peak_node_memory_bytes,
+            median.wall_ms
+        );
+        curves.push((format!("{n} nodes (median seed)"), median));
+    }
+    if let Some(path) = &args.plot {
+        let refs: Vec<(String, &SimReport)> = curves.iter().map(|(l, r)| (l.clone(), r)).collect();
+        sim::plot(&refs, path)?;
+        println!("\ncurve written to {}", path.display());
+    }
+    Ok(())
+}
