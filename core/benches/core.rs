@@ -25,6 +25,15 @@
 //! buffer), plain parse + iteration, the engine's parse + `Union` + `merge_sorted` path on a
 //! sorted Push, and digest perform zero heap allocations. It prints one line per check and
 //! exits with status 1 if any of them allocates.
+//!
+//! Run it with `--bench core` when passing criterion options:
+//!
+//! ```text
+//! cargo bench -p tally-core --features zstd --bench core -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! (Without `--bench core`, cargo also runs the library's libtest harness in bench mode, and
+//! libtest rejects criterion's options such as `--warm-up-time`.)
 
 // A `#[global_allocator]` needs `unsafe impl GlobalAlloc`; the workspace denies unsafe code,
 // and this bench file is the one place that needs it (a thin counting wrapper around `System`).

@@ -83,6 +83,28 @@ pub fn decode<'a>(frame: &'a [u8], limits: &FrameLimits) -> Result<Body<'a>, Wir
     decode_flags(flags, rest, limits)
 }
 
+/// Opens a frame with the receiver's key setting: without a key this is [`decode`]; with one,
+/// the frame must carry a valid tag (spec §8), which is checked before anything else is read.
+pub fn decode_keyed<'a>(
+    frame: &'a [u8],
+    limits: &FrameLimits,
+    key: Option<&crate::auth::ClusterKey>,
+) -> Result<Body<'a>, WireError> {
+    let Some(key) = key else {
+        return decode(frame, limits);
+    };
+    let (&flags, _) = frame.split_first().ok_or(WireError::Empty)?;
+    if frame.len() > limits.max_frame {
+        return Err(WireError::FrameTooLarge);
+    }
+    if flags & !(FLAG_ZSTD | FLAG_AUTH) != 0 {
+        return Err(WireError::UnknownFlags);
+    }
+    let opened = key.open(frame)?;
+    let (_, rest) = opened.split_first().ok_or(WireError::Empty)?;
+    decode_flags(flags & !FLAG_AUTH, rest, limits)
+}
+
 /// Decodes the body after a flag byte whose auth bit was already dealt with.
 pub(crate) fn decode_flags<'a>(
     flags: u8,

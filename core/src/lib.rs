@@ -12,6 +12,7 @@
 //! | [`message`], [`union`] | msgpack messages (Push / DigestPull / DigestAck), parse and emit |
 //! | [`frame`] | flag byte, zstd (feature `zstd`), the TCP header of spec §2 |
 //! | [`digest`] | the XXH64 state digest of spec §5, streamed |
+//! | [`auth`] | cluster keys and the HMAC-SHA256 frame tags of spec §8 |
 //! | [`peers`], [`engine`] | failure detection and the sans-IO gossip engine |
 //! | `sim` (feature `sim`) | N engines on virtual time over a simulated network |
 //!
@@ -69,6 +70,7 @@ extern crate alloc;
 
 mod fmt;
 
+pub mod auth;
 pub mod counter;
 pub mod digest;
 pub mod engine;
@@ -86,6 +88,7 @@ pub mod union;
 #[cfg(feature = "zstd")]
 pub mod zstd;
 
+pub use auth::{ClusterKey, KeyError};
 pub use counter::{CounterError, Entry, FixedCounter, MergeOutcome, PnCounter};
 pub use engine::{Config, Engine, FixedEngine, Handled, PeerError, Stats, Transmit};
 pub use error::WireError;
@@ -95,7 +98,7 @@ pub use message::{Entries, Message, MessageLimits, MessageType};
 pub use msgpack::BufferTooSmall;
 pub use peers::{Detector, Peer, PeerSource, PeerState, PeerTable};
 pub use slots::{CapacityExceeded, Slots};
-pub use time::{Duration, Instant};
+pub use time::{Duration, Instant, Stamp};
 
 #[cfg(feature = "alloc")]
 pub use counter::GrowableCounter;

@@ -8,7 +8,7 @@
 
 use crate::id::NodeId;
 use crate::slots::{CapacityExceeded, Slots};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, Stamp};
 
 /// Where a peer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,14 +67,18 @@ pub struct Peer<const L: usize> {
     /// See `pull_digest`.
     pub pull_version: u32,
     /// When we last answered its DigestPull with a DigestPull of ours (rate limit).
-    pub last_pull_reply: Option<Instant>,
+    pub last_pull_reply: Stamp,
     /// A complete Push is on its way to it: our version it carries (0: none) …
     pub sent_version: u32,
     /// … relative to this knowledge (what it was known to hold when the Push was built).
     pub sent_base: u32,
     /// When we last pushed back after one of its Pushes (at most once per sync interval, so
     /// two nodes whose states exceed one frame cannot bounce partial Pushes forever).
-    pub last_push_back: Option<Instant>,
+    pub last_push_back: Stamp,
+    /// Replies sent to it in the current window (rate limit) …
+    pub replies: u8,
+    /// … which started then.
+    pub replies_since: Instant,
 }
 
 impl<const L: usize> Peer<L> {
@@ -203,10 +207,12 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
                 known_at: now,
                 pull_digest: 0,
                 pull_version: 0,
-                last_pull_reply: None,
+                last_pull_reply: Stamp::NONE,
                 sent_version: 0,
                 sent_base: 0,
-                last_push_back: None,
+                last_push_back: Stamp::NONE,
+                replies: 0,
+                replies_since: now,
             },
         )?;
         Ok(true)

@@ -71,6 +71,37 @@ impl Duration {
     }
 }
 
+/// An optional instant in 8 bytes (`Option<Instant>` takes 16): for bookkeeping fields kept
+/// per peer, where memory on microcontrollers is counted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// No instant.
+    pub const NONE: Stamp = Stamp(u64::MAX);
+
+    /// The instant `at` (`u64::MAX` ms cannot be stored and reads as none).
+    pub const fn at(at: Instant) -> Self {
+        Stamp(at.millis)
+    }
+
+    /// The instant, if any.
+    pub const fn get(self) -> Option<Instant> {
+        if self.0 == u64::MAX {
+            None
+        } else {
+            Some(Instant { millis: self.0 })
+        }
+    }
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {

@@ -37,6 +37,13 @@ pub struct Config {
     /// that with its header a frame stays under the 16 KiB a reference node reads; set 4 KiB
     /// when microcontrollers are in the cluster.
     pub max_frame_out: usize,
+    /// The cluster key (spec §8): every frame sent is tagged, every frame received must be.
+    /// `None`: reference-compatible, no tags (and tagged frames are refused).
+    pub cluster_key: Option<crate::auth::ClusterKey>,
+    /// Most replies (Push, DigestAck, DigestPull answers) sent to one address per sync
+    /// interval; beyond, they are shed and counted. Bounds what a flood of DigestPulls naming
+    /// a victim's address can make this node send to it (default 4).
+    pub max_replies_per_interval: u8,
 }
 
 impl Config {
@@ -53,6 +60,8 @@ impl Config {
             compressor: None,
             delta_sync: true,
             max_frame_out: 16 * 1024 - 256,
+            cluster_key: None,
+            max_replies_per_interval: 4,
         }
     }
 

@@ -30,7 +30,7 @@ use crate::id::NodeId;
 use crate::message::{Message, MessageType};
 use crate::peers::{Peer, PeerSource, PeerState, PeerTable};
 use crate::slots::{CapacityExceeded, Slots};
-use crate::time::Instant;
+use crate::time::{Instant, Stamp};
 use crate::union::Union;
 use heapless::Deque;
 
@@ -97,6 +97,8 @@ pub struct Engine<const L: usize, S, P> {
     next_full_sync: Instant,
     digest: Option<u64>,
     push_cursor: usize,
+    anon_replies: u8,
+    anon_replies_since: Instant,
     stats: Stats,
 }
 
@@ -140,6 +142,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             next_full_sync: now + config.full_sync_interval,
             digest: None,
             push_cursor: 0,
+            anon_replies: 0,
+            anon_replies_since: now,
             stats: Stats::default(),
         })
     }
@@ -312,7 +316,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             return Err(WireError::BadHeader);
         }
         let from = NodeId::<L>::new(from).map_err(|_| WireError::BadHeader)?;
-        let body = frame::decode(frame, &self.config.frame_limits)?;
+        let body = frame::decode_keyed(
+            frame,
+            &self.config.frame_limits,
+            self.config.cluster_key.as_ref(),
+        )?;
         let msg = Message::parse(body.bytes(), &self.config.message_limits)?;
         let kind = msg.message_type();
         let mut changed = false;
@@ -337,12 +345,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 if out.input_behind && self.may_push_back(slot, now) {
                     let since = self.knowledge(slot, now);
                     if self.has_changes_since(since) {
-                        self.enqueue(
+                        self.reply(
+                            slot,
                             from,
                             Outgoing::Push {
                                 since,
                                 backstop: false,
                             },
+                            now,
                         );
                     }
                 } else {
@@ -353,7 +363,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             Message::DigestPull { digest, .. } => {
                 if digest == self.digest() {
                     self.learn(slot, self.counter.version(), now);
-                    self.enqueue(from, Outgoing::Ack(digest));
+                    self.reply(slot, from, Outgoing::Ack(digest), now);
                 } else {
                     self.answer_mismatch(from, slot, now);
                 }
@@ -418,9 +428,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let interval = self.config.sync_interval;
         match slot.and_then(|i| self.peers.at_mut(i)) {
             Some(p) => {
-                let ok = p.last_push_back.is_none_or(|t| now - t >= interval);
+                let ok = p.last_push_back.get().is_none_or(|t| now - t >= interval);
                 if ok {
-                    p.last_push_back = Some(now);
+                    p.last_push_back = Stamp::at(now);
                 }
                 ok
             }
@@ -448,12 +458,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     fn answer_mismatch(&mut self, from: NodeId<L>, slot: Option<usize>, now: Instant) {
         let since = self.knowledge(slot, now);
         if self.has_changes_since(since) {
-            self.enqueue(
+            self.reply(
+                slot,
                 from,
                 Outgoing::Push {
                     since,
                     backstop: false,
                 },
+                now,
             );
             return;
         }
@@ -463,28 +475,51 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let recent = self.config.sync_interval.saturating_mul(2);
         let stale = match slot.and_then(|i| self.peers.at_mut(i)) {
             Some(p) => {
-                let stale = p.last_pull_reply.is_some_and(|t| now - t < recent);
+                let stale = p.last_pull_reply.get().is_some_and(|t| now - t < recent);
                 if stale {
                     p.known = 0;
-                    p.last_pull_reply = None;
+                    p.last_pull_reply = Stamp::NONE;
                 } else {
-                    p.last_pull_reply = Some(now);
+                    p.last_pull_reply = Stamp::at(now);
                 }
                 stale
             }
             None => false,
         };
         if stale && self.counter.nonzero_len() > 0 {
-            self.enqueue(
+            self.reply(
+                slot,
                 from,
                 Outgoing::Push {
                     since: 0,
                     backstop: false,
                 },
+                now,
             );
         } else {
-            self.enqueue(from, Outgoing::Pull);
+            self.reply(slot, from, Outgoing::Pull, now);
         }
+    }
+
+    /// Queues a reply to the sender of a frame, within the per-address reply rate limit.
+    fn reply(&mut self, slot: Option<usize>, to: NodeId<L>, what: Outgoing, now: Instant) {
+        let interval = self.config.sync_interval;
+        let limit = self.config.max_replies_per_interval;
+        let (count, since) = match slot.and_then(|i| self.peers.at_mut(i)) {
+            Some(p) => (&mut p.replies, &mut p.replies_since),
+            // Senders the peer table could not hold share one budget.
+            None => (&mut self.anon_replies, &mut self.anon_replies_since),
+        };
+        if now - *since >= interval {
+            *count = 0;
+            *since = now;
+        }
+        if *count >= limit {
+            self.stats.replies_limited += 1;
+            return;
+        }
+        *count += 1;
+        self.enqueue(to, what);
     }
 
     fn enqueue(&mut self, to: NodeId<L>, what: Outgoing) {
@@ -616,7 +651,15 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     let exclude = if echo { origin_of(p.to.as_str()) } else { 0 };
                     let pick = push::Pick { since, exclude };
                     let entries = self.counter.entries();
-                    let budget = out.len().min(self.config.max_frame_out.saturating_sub(1));
+                    let tag = if self.config.cluster_key.is_some() {
+                        crate::auth::TAG_LEN
+                    } else {
+                        0
+                    };
+                    let budget = out
+                        .len()
+                        .saturating_sub(tag)
+                        .min(self.config.max_frame_out.saturating_sub(1 + tag));
                     let cursor = self.push_cursor;
                     let Some(w) = push::fit_window(entries, cursor, id.as_str(), budget, pick)
                     else {
@@ -662,9 +705,13 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             }
         }
         *buf.get_mut(h)? = flags;
+        let mut frame_len = 1 + len;
+        if let Some(key) = &self.config.cluster_key {
+            frame_len = key.seal(buf.get_mut(h..)?, frame_len)?;
+        }
         Some(Transmit {
             to: p.to,
-            len: body_at + len,
+            len: h + frame_len,
             message,
             compressed: flags == FLAG_ZSTD,
         })

@@ -29,6 +29,8 @@ pub struct Stats {
     pub rejects: [u64; WireError::COUNT],
     /// Replies dropped because the transmit queue was full.
     pub shed: u64,
+    /// Replies dropped by the per-address reply rate limit.
+    pub replies_limited: u64,
     /// Pushes not sent because the buffer could not hold even one entry.
     pub emit_failures: u64,
     /// Peers added (any source).
@@ -55,6 +57,7 @@ impl Default for Stats {
             merges_changed: 0,
             rejects: [0; WireError::COUNT],
             shed: 0,
+            replies_limited: 0,
             emit_failures: 0,
             peers_added: 0,
             peers_down: 0,
