@@ -30,6 +30,10 @@ pub struct NodeOptions {
     pub sync_interval: Duration,
     /// Peers per sync round.
     pub fanout: u8,
+    /// Cluster key: authenticated frames (spec §8).
+    pub cluster_key: Option<tally_core::ClusterKey>,
+    /// HTTP API protection.
+    pub api: http::ApiOptions,
 }
 
 impl NodeOptions {
@@ -44,6 +48,8 @@ impl NodeOptions {
             data_dir: None,
             sync_interval: Duration::from_secs(2),
             fanout: 2,
+            cluster_key: None,
+            api: http::ApiOptions::default(),
         }
     }
 }
@@ -54,6 +60,8 @@ pub struct NodeService {
     pub node: Arc<Node>,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// The API's guard (its counters of refused requests).
+    pub guard: Arc<http::Guard>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -66,6 +74,15 @@ impl NodeService {
             .peers(opts.peers.iter().cloned());
         config.id = opts.id.clone();
         config.engine.fanout = opts.fanout;
+        config.engine.cluster_key = opts.cluster_key;
+        match &opts.cluster_key {
+            Some(_) => tracing::info!(
+                "cluster key set: every frame is authenticated (HMAC-SHA256); nodes without the key cannot join"
+            ),
+            None => tracing::info!(
+                "no cluster key: frames are unauthenticated (reference-compatible); anyone who reaches the gossip port can change the counter"
+            ),
+        }
         let node = Node::start(config).context("starting the gossip node")?;
         let node = Arc::new(node);
         let listener = tokio::net::TcpListener::bind(opts.http)
@@ -74,7 +91,9 @@ impl NodeService {
         let http_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
-        let (router, token) = (http::router(Arc::clone(&node)), shutdown.clone());
+        let guard = http::Guard::new(opts.api.clone());
+        let router = http::router(Arc::clone(&node), Arc::clone(&guard));
+        let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http::serve(listener, router, token).await {
                 tracing::error!(error = %e, "HTTP API stopped");
@@ -89,6 +108,7 @@ impl NodeService {
         Ok(NodeService {
             node,
             http_addr,
+            guard,
             shutdown,
             tasks,
         })

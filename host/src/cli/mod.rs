@@ -3,6 +3,7 @@
 mod client;
 mod cluster;
 mod node;
+mod secrets;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -150,6 +151,20 @@ pub struct NodeArgs {
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// File holding the cluster key as hex (at least 32 hex digits): authenticated frames.
+    /// The key can also come from the TALLY_CLUSTER_KEY environment variable; never from the
+    /// command line.
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// File holding a bearer token required on the API's write routes.
+    #[arg(long)]
+    pub api_token_file: Option<PathBuf>,
+    /// Require the token on read routes too.
+    #[arg(long, requires = "api_token_file")]
+    pub api_token_reads: bool,
+    /// Requests per second allowed per client address on the API (default: no limit).
+    #[arg(long)]
+    pub http_rate_limit: Option<u32>,
 }
 
 /// `tally discovery`.

@@ -9,6 +9,14 @@ use tokio_util::sync::CancellationToken;
 /// Runs one node until Ctrl-C.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     init_logging(&args.log);
+    let cluster_key = super::secrets::cluster_key(args.cluster_key_file.as_deref())?;
+    let token = super::secrets::api_token(args.api_token_file.as_deref())?;
+    let api = crate::http::ApiOptions {
+        token,
+        protect_reads: args.api_token_reads,
+        rate_per_client: args.http_rate_limit,
+        ..crate::http::ApiOptions::default()
+    };
     let service = NodeService::start(NodeOptions {
         listen: args.listen,
         http: args.http,
@@ -18,6 +26,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         sync_interval: args.sync_interval,
         fanout: args.fanout,
+        cluster_key,
+        api,
     })
     .await?;
     println!(

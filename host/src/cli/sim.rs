@@ -148,12 +148,18 @@ pub fn scaling(args: super::ScalingArgs) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        anyhow::ensure!(runs.iter().all(|r| r.converged), "{n} nodes: a run did not converge");
+        anyhow::ensure!(
+            runs.iter().all(|r| r.converged),
+            "{n} nodes: a run did not converge"
+        );
         runs.sort_by_key(|r| r.rounds);
         let Some(median) = runs.get(runs.len() / 2).cloned() else {
             continue;
         };
-        let (min, max) = (runs.first().map_or(0, |r| r.rounds), runs.last().map_or(0, |r| r.rounds));
+        let (min, max) = (
+            runs.first().map_or(0, |r| r.rounds),
+            runs.last().map_or(0, |r| r.rounds),
+        );
         println!(
             "| {n} | {} | {min} | {max} | {:.1} | {:.1} | {:.2} | {} B | {} |",
             median.rounds,

@@ -10,14 +10,18 @@
 //! | `GET /health` | `{"status": "ok", …}` |
 //!
 //! Bad input (zero, negative, non-integer or oversized `by`, bad JSON, unknown route, wrong
-//! method, a body over 4 KiB) gets a 4xx and `{"error": "..."}`, and changes nothing.
+//! method, a body over 4 KiB) gets a 4xx and `{"error": "..."}`, and changes nothing. With a
+//! token, writes (and optionally reads) without `Authorization: Bearer TOKEN` get 401; a client
+//! over its request rate gets 429; a request not complete within the deadline gets 408.
 
 mod amount;
 mod api;
 mod error;
+mod guard;
 
 pub use amount::{parse_by, MAX_BY};
 pub use error::ApiError;
+pub use guard::{ApiOptions, Guard, GuardCounters};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -29,8 +33,9 @@ use tokio_util::sync::CancellationToken;
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 4 * 1024;
 
-/// The node API's routes.
-pub fn router(node: Arc<Node>) -> Router {
+/// The node API's routes, protected as `options` says (token, rate limit, request deadline).
+pub fn router(node: Arc<Node>, guard: Arc<Guard>) -> Router {
+    let timeout = guard_timeout(&guard);
     Router::new()
         .route("/counter", get(api::counter))
         .route("/increment", post(api::increment))
@@ -42,7 +47,16 @@ pub fn router(node: Arc<Node>) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(node)
+}
+
+fn guard_timeout(guard: &Guard) -> std::time::Duration {
+    guard.request_timeout()
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled.
@@ -51,7 +65,10 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }
