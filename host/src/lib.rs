@@ -13,8 +13,12 @@
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod dashboard;
 pub mod demo;
 pub mod discovery;
+pub mod gateway;
 pub mod http;
 pub mod service;
 pub mod sim;
+pub mod telemetry;
+pub mod wal;

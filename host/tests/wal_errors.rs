@@ -1,0 +1,241 @@
+//! Errors: a data directory that is a file, read-only, or full fails `open` with an error naming
+//! it; a write or fsync failure at run time poisons the log (every later append and wait fails,
+//! nothing is acknowledged silently); a newer format version is refused and left untouched.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use tally::wal::segment::segment_name;
+use tally::wal::{SimStorage, Wal, WalConfig, WalError};
+
+fn names(err: &WalError, path: &Path) {
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "{msg:?} does not name {path:?}"
+    );
+}
+
+#[test]
+fn wal_error_data_dir_is_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Wal::open(WalConfig::new(&file)).unwrap_err();
+    assert!(matches!(err, WalError::NotADirectory { .. }), "{err}");
+    names(&err, &file);
+    let below = file.join("data");
+    let err = Wal::open(WalConfig::new(&below)).unwrap_err();
+    names(&err, &below);
+    println!("{err}");
+}
+
+/// A tmpfs mounted for one test, unmounted on drop; `None` (with the reason printed) where
+/// mounting is not allowed.
+struct Mount(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Mount {
+    fn tmpfs(options: &str) -> Option<Mount> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tally-wal-test"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Mount(dir.path().to_path_buf(), dir)),
+            Ok(o) => {
+                println!(
+                    "SKIP: cannot mount a tmpfs: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                println!("SKIP: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn wal_error_read_only_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores permission bits: find out by trying, not by asking who we are.
+    if std::fs::write(ro.join("probe"), b"x").is_err() {
+        let err = Wal::open(WalConfig::new(&ro)).unwrap_err();
+        assert!(matches!(err, WalError::PermissionDenied { .. }), "{err}");
+        names(&err, &ro);
+        let err = Wal::open(WalConfig::new(ro.join("sub"))).unwrap_err();
+        assert!(matches!(err, WalError::PermissionDenied { .. }), "{err}");
+        println!("{err}");
+    } else {
+        println!("SKIP (chmod 0o555 part): running as root, permission bits do not apply");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // A read-only file system applies to root too.
+    let Some(mount) = Mount::tmpfs("ro,size=64k") else {
+        return;
+    };
+    let err = Wal::open(WalConfig::new(&mount.0)).unwrap_err();
+    assert!(matches!(err, WalError::ReadOnly { .. }), "{err}");
+    names(&err, &mount.0);
+    let err = Wal::open(WalConfig::new(mount.0.join("data"))).unwrap_err();
+    assert!(matches!(err, WalError::ReadOnly { .. }), "{err}");
+    println!("{err}");
+}
+
+#[test]
+fn wal_error_disk_full_at_open_and_at_run_time() {
+    let Some(mount) = Mount::tmpfs("size=256k") else {
+        return;
+    };
+    let dir = mount.0.join("data");
+    let (wal, _) = Wal::open(WalConfig::new(&dir)).unwrap();
+    let id = "n".repeat(255);
+    let mut acked = 0;
+    let err = loop {
+        let ticket = match wal.append_local(&id, acked + 1, 0) {
+            Ok(t) => t,
+            Err(e) => break e,
+        };
+        match wal.wait(ticket) {
+            Ok(()) => acked += 1,
+            Err(e) => break e,
+        }
+        assert!(acked < 10_000, "the 256 KiB tmpfs never filled up");
+    };
+    println!("after {acked} acknowledged records: {err}");
+    assert!(err.is_disk_full(), "{err}");
+    names(&err, &dir);
+    // Poisoned: everything fails from now on, even though space may free up.
+    assert!(matches!(
+        wal.append_local(&id, acked + 2, 0),
+        Err(WalError::Failed(_))
+    ));
+    assert!(wal.close().is_err());
+
+    // A full disk at open: the lock file's write fails.
+    let filler = mount.0.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let _ = std::io::Write::write_all(&mut f, &vec![0u8; 1 << 20]);
+    drop(f);
+    let other = mount.0.join("other");
+    let err = Wal::open(WalConfig::new(&other)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    names(&err, &other);
+    println!("{err}");
+
+    // With space again, recovery keeps every acknowledged record.
+    std::fs::remove_file(&filler).unwrap();
+    let (_wal, rec) = Wal::open(WalConfig::new(&dir)).unwrap();
+    assert!(rec.entries[0].1 >= acked, "{:?} < {acked}", rec.entries[0]);
+}
+
+fn sim_open(storage: &SimStorage) -> Result<(Wal, tally::wal::Recovered), WalError> {
+    Wal::open_with(WalConfig::new("/data"), Arc::new(storage.clone()))
+}
+
+#[test]
+fn wal_error_write_failure_poisons() {
+    let sim = SimStorage::new();
+    let (wal, _) = sim_open(&sim).unwrap();
+    let first = wal.append_local("me", 1, 0).unwrap();
+    wal.wait(first).unwrap();
+    sim.fail_next_append(ErrorKind::StorageFull);
+    let t = wal.append_local("me", 2, 0).unwrap();
+    let err = wal.wait(t).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.to_string().contains("disk full"), "{err}");
+    names(&err, &Path::new("/data").join(segment_name(1)));
+    // The fault was one-shot, but the log stays failed.
+    assert!(matches!(
+        wal.append_local("me", 3, 0),
+        Err(WalError::Failed(_))
+    ));
+    assert!(matches!(wal.wait(first), Err(WalError::Failed(_))));
+    assert!(matches!(wal.snapshot(&[]), Err(WalError::Failed(_))));
+    assert!(wal.close().is_err());
+    // Half a record reached the file: recovery cuts it and keeps the acknowledged one.
+    let (_wal, rec) = sim_open(&sim).unwrap();
+    assert_eq!(rec.entries, vec![("me".to_owned(), 1, 0)]);
+    assert!(rec.dropped_bytes > 0);
+}
+
+#[test]
+fn wal_error_fsync_failure_poisons() {
+    let sim = SimStorage::new();
+    let (wal, _) = sim_open(&sim).unwrap();
+    wal.wait(wal.append_local("me", 1, 0).unwrap()).unwrap();
+    sim.fail_next_sync(ErrorKind::Other);
+    let err = wal.wait(wal.append_local("me", 2, 0).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            WalError::Io {
+                op: "fsync segment",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    for _ in 0..3 {
+        assert!(
+            wal.append_local("me", 9, 0).is_err(),
+            "never a silent success"
+        );
+    }
+    drop(wal);
+    // Power loss right after: the record whose fsync failed may be gone; the acked one is not.
+    let sim = sim.crash();
+    let (_wal, rec) = sim_open(&sim).unwrap();
+    assert_eq!(rec.entries, vec![("me".to_owned(), 1, 0)]);
+}
+
+#[test]
+fn wal_error_fsync_failure_at_open() {
+    let sim = SimStorage::new();
+    sim.fail_next_sync(ErrorKind::StorageFull);
+    let err = sim_open(&sim).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    names(&err, Path::new("/data"));
+    drop(sim_open(&sim).unwrap());
+}
+
+#[test]
+fn wal_error_newer_format_version_is_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(WalConfig::new(tmp.path())).unwrap();
+    wal.wait(wal.append_local("me", 1, 0).unwrap()).unwrap();
+    drop(wal);
+    let path = tmp.path().join(segment_name(1));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8] = 2;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Wal::open(WalConfig::new(tmp.path())).unwrap_err();
+    assert!(
+        matches!(err, WalError::UnsupportedVersion { version: 2, .. }),
+        "{err}"
+    );
+    names(&err, &path);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "untouched");
+}
