@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod dashboard;
 pub mod demo;
 pub mod discovery;
+pub mod durable;
 pub mod gateway;
 pub mod http;
 pub mod service;

@@ -2,6 +2,7 @@
 //! optionally, its discovery client — as `tally node` and `tally cluster` run it.
 
 use crate::discovery::DiscoveryClient;
+use crate::durable;
 use crate::http;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -34,6 +35,10 @@ pub struct NodeOptions {
     pub cluster_key: Option<tally_core::ClusterKey>,
     /// HTTP API protection.
     pub api: http::ApiOptions,
+    /// When writes are fsynced (with a data directory).
+    pub fsync: crate::wal::FsyncPolicy,
+    /// How often the state is snapshotted into the log (with a data directory).
+    pub snapshot_every: Duration,
 }
 
 impl NodeOptions {
@@ -50,6 +55,8 @@ impl NodeOptions {
             fanout: 2,
             cluster_key: None,
             api: http::ApiOptions::default(),
+            fsync: crate::wal::FsyncPolicy::Always,
+            snapshot_every: Duration::from_secs(5),
         }
     }
 }
@@ -62,8 +69,11 @@ pub struct NodeService {
     pub http_addr: SocketAddr,
     /// The API's guard (its counters of refused requests).
     pub guard: Arc<http::Guard>,
+    /// The write-ahead log, with a data directory.
+    pub wal: Option<Arc<crate::wal::Wal>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    snapshots: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NodeService {
@@ -73,6 +83,22 @@ impl NodeService {
             .sync_interval(opts.sync_interval)
             .peers(opts.peers.iter().cloned());
         config.id = opts.id.clone();
+        // The log first: a data directory that cannot be used is an error before anything runs.
+        let opened = match &opts.data_dir {
+            Some(dir) => {
+                let opened = durable::open(dir, opts.fsync)?;
+                match durable::stored_identity(dir)? {
+                    Some(id) => config.id = Some(id),
+                    None => config.incarnation = Some(durable::fresh_incarnation()),
+                }
+                Some(opened)
+            }
+            None => {
+                tracing::warn!("no --data-dir: the counter is not durable");
+                config.incarnation = Some(durable::fresh_incarnation());
+                None
+            }
+        };
         config.engine.fanout = opts.fanout;
         config.engine.cluster_key = opts.cluster_key;
         match &opts.cluster_key {
@@ -85,14 +111,31 @@ impl NodeService {
         }
         let node = Node::start(config).context("starting the gossip node")?;
         let node = Arc::new(node);
+        let shutdown = CancellationToken::new();
+        let (wal, snapshots) = match opened {
+            Some((wal, recovered)) => {
+                if let Some(dir) = &opts.data_dir {
+                    durable::save_identity_once(dir, &node.id())?;
+                }
+                durable::restore(&node, &recovered);
+                let t = durable::snapshot_loop(
+                    Arc::clone(&node),
+                    Arc::clone(&wal),
+                    opts.snapshot_every,
+                    shutdown.clone(),
+                );
+                (Some(wal), Some(t))
+            }
+            None => (None, None),
+        };
         let listener = tokio::net::TcpListener::bind(opts.http)
             .await
             .with_context(|| format!("binding the HTTP API on {}", opts.http))?;
         let http_addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let guard = http::Guard::new(opts.api.clone());
-        let router = http::router(Arc::clone(&node), Arc::clone(&guard));
+        let writes = durable::Writes::new(Arc::clone(&node), wal.clone());
+        let router = http::router(Arc::clone(&node), writes, Arc::clone(&guard));
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http::serve(listener, router, token).await {
@@ -109,8 +152,10 @@ impl NodeService {
             node,
             http_addr,
             guard,
+            wal,
             shutdown,
             tasks,
+            snapshots,
         })
     }
 
@@ -126,7 +171,15 @@ impl NodeService {
             let _ = t.await;
         }
         let node = self.node;
-        // Joining the node's threads blocks: do it off the async workers.
-        let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
+        let snapshots = self.snapshots;
+        // Joining threads blocks: do it off the async workers. The last snapshot is taken
+        // before the node stops.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(t) = snapshots {
+                let _ = t.join();
+            }
+            node.shutdown();
+        })
+        .await;
     }
 }

@@ -13,6 +13,10 @@ pub struct NodeConfig {
     pub advertise: Option<String>,
     /// The node id. Default: the advertised address, as in the reference.
     pub id: Option<String>,
+    /// When set, the node counts under `ID#INCARNATION` instead of `ID`: a node that lost its
+    /// state must never count under an entry its peers hold higher (see the host's durability
+    /// docs). `None`: the id as given.
+    pub incarnation: Option<String>,
     /// Static peers (`host:port`).
     pub peers: Vec<String>,
     /// Engine settings (sync interval, fan-out, failure detection, limits).
@@ -40,6 +44,7 @@ impl NodeConfig {
             listen,
             advertise: None,
             id: None,
+            incarnation: None,
             peers: Vec::new(),
             engine,
             read_timeout: Duration::from_secs(5),

@@ -86,7 +86,11 @@ impl Node {
             .advertise
             .clone()
             .unwrap_or_else(|| local_addr.to_string());
-        let id = config.id.clone().unwrap_or_else(|| advertise.clone());
+        let base = config.id.clone().unwrap_or_else(|| advertise.clone());
+        let id = match &config.incarnation {
+            Some(inc) => format!("{base}#{inc}"),
+            None => base,
+        };
         let bad =
             |s: &str, e: &dyn std::fmt::Display| NodeError::BadId(s.to_string(), e.to_string());
         let id_ = NodeId::new(&id).map_err(|e| bad(&id, &e))?;

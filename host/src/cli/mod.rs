@@ -165,6 +165,14 @@ pub struct NodeArgs {
     /// Requests per second allowed per client address on the API (default: no limit).
     #[arg(long)]
     pub http_rate_limit: Option<u32>,
+    /// When writes reach the disk: `always` (answer only after fsync: the durability
+    /// promise), `interval=DUR` (fsync every DUR; a crash loses up to DUR of acknowledged
+    /// writes), `never` (UNSAFE: the OS decides).
+    #[arg(long, default_value = "always")]
+    pub fsync: crate::wal::FsyncPolicy,
+    /// How often the state is snapshotted into the log, compacting it.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub snapshot_every: Duration,
 }
 
 /// `tally discovery`.

@@ -28,6 +28,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         fanout: args.fanout,
         cluster_key,
         api,
+        fsync: args.fsync,
+        snapshot_every: args.snapshot_every,
     })
     .await?;
     println!(

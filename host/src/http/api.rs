@@ -2,6 +2,7 @@
 
 use super::amount::parse_by;
 use super::error::ApiError;
+use crate::durable::{Op, WriteError, Writes};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -11,49 +12,68 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tally_std::{Node, NodeError, PeerSource, PeerState};
+use tally_std::{Node, PeerSource, PeerState};
 
 /// Shared state of the API handlers.
-pub type ApiState = Arc<Node>;
+#[derive(Clone)]
+pub struct AppState {
+    /// The gossip node.
+    pub node: Arc<Node>,
+    /// The (durable) write path.
+    pub writes: Writes,
+}
+
+/// Shared state of the API handlers.
+pub type ApiState = Arc<AppState>;
 
 /// `GET /counter` → `{"value": V, "node": ID}`.
-pub async fn counter(State(node): State<ApiState>) -> Json<Value> {
+pub async fn counter(State(app): State<ApiState>) -> Json<Value> {
+    let node = &app.node;
     Json(json!({ "value": node.value(), "node": node.id() }))
 }
 
 /// `POST /increment` with optional `{"by": N}` → `{"value": V, "node": ID}`.
 pub async fn increment(
-    State(node): State<ApiState>,
+    State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let by = parse_by(&body.map_err(body_error)?)?;
-    let value = node.increment(by).map_err(write_error)?;
-    Ok(Json(json!({ "value": value, "node": node.id() })))
+    let value = app
+        .writes
+        .apply(Op::Increment, by)
+        .await
+        .map_err(write_error)?;
+    Ok(Json(json!({ "value": value, "node": app.node.id() })))
 }
 
 /// `POST /decrement` with optional `{"by": N}` → `{"value": V, "node": ID}`.
 pub async fn decrement(
-    State(node): State<ApiState>,
+    State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let by = parse_by(&body.map_err(body_error)?)?;
-    let value = node.decrement(by).map_err(write_error)?;
-    Ok(Json(json!({ "value": value, "node": node.id() })))
+    let value = app
+        .writes
+        .apply(Op::Decrement, by)
+        .await
+        .map_err(write_error)?;
+    Ok(Json(json!({ "value": value, "node": app.node.id() })))
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
     ApiError::new(e.status(), e.body_text())
 }
 
-fn write_error(e: NodeError) -> ApiError {
+fn write_error(e: WriteError) -> ApiError {
     match e {
-        NodeError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        WriteError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
     }
 }
 
 /// `GET /local-counter` → this node's own totals.
-pub async fn local_counter(State(node): State<ApiState>) -> Json<Value> {
+pub async fn local_counter(State(app): State<ApiState>) -> Json<Value> {
+    let node = &app.node;
     let (inc, dec) = node.local();
     Json(json!({
         "node": node.id(),
@@ -64,7 +84,8 @@ pub async fn local_counter(State(node): State<ApiState>) -> Json<Value> {
 }
 
 /// `GET /state` → `{"inc": {id: n}, "dec": {id: n}}` (non-zero entries).
-pub async fn state(State(node): State<ApiState>) -> Json<Value> {
+pub async fn state(State(app): State<ApiState>) -> Json<Value> {
+    let node = &app.node;
     let mut inc = BTreeMap::new();
     let mut dec = BTreeMap::new();
     for e in node.state() {
@@ -94,7 +115,8 @@ pub struct PeerView {
 }
 
 /// `GET /peers`.
-pub async fn peers(State(node): State<ApiState>) -> Json<Vec<PeerView>> {
+pub async fn peers(State(app): State<ApiState>) -> Json<Vec<PeerView>> {
+    let node = &app.node;
     Json(
         node.peers()
             .into_iter()
@@ -114,7 +136,8 @@ pub async fn peers(State(node): State<ApiState>) -> Json<Vec<PeerView>> {
 }
 
 /// `GET /health`.
-pub async fn health(State(node): State<ApiState>) -> Json<Value> {
+pub async fn health(State(app): State<ApiState>) -> Json<Value> {
+    let node = &app.node;
     let peers = node.peers();
     let alive = peers.iter().filter(|p| p.state == PeerState::Alive).count();
     Json(json!({

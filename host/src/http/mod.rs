@@ -20,6 +20,7 @@ mod error;
 mod guard;
 
 pub use amount::{parse_by, MAX_BY};
+pub use api::AppState;
 pub use error::ApiError;
 pub use guard::{ApiOptions, Guard, GuardCounters};
 
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_BODY: usize = 4 * 1024;
 
 /// The node API's routes, protected as `options` says (token, rate limit, request deadline).
-pub fn router(node: Arc<Node>, guard: Arc<Guard>) -> Router {
+pub fn router(node: Arc<Node>, writes: crate::durable::Writes, guard: Arc<Guard>) -> Router {
     let timeout = guard_timeout(&guard);
     Router::new()
         .route("/counter", get(api::counter))
@@ -52,7 +53,7 @@ pub fn router(node: Arc<Node>, guard: Arc<Guard>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .with_state(node)
+        .with_state(Arc::new(AppState { node, writes }))
 }
 
 fn guard_timeout(guard: &Guard) -> std::time::Duration {
