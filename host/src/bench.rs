@@ -135,12 +135,26 @@ pub async fn run(
     levels: &[usize],
     duration: Duration,
     url: Option<String>,
+    durable: bool,
 ) -> anyhow::Result<String> {
     let mut report = String::new();
+    let data_dir =
+        durable.then(|| std::env::temp_dir().join(format!("tally-bench-{}", std::process::id())));
     let own = match url {
         Some(_) => None,
-        None => Some(NodeService::start(NodeOptions::loopback()).await?),
+        None => Some(
+            NodeService::start(NodeOptions {
+                data_dir: data_dir.clone(),
+                ..NodeOptions::loopback()
+            })
+            .await?,
+        ),
     };
+    report.push_str(if durable {
+        "durable node (--fsync always): every answer waits for its fsync\n"
+    } else {
+        "in-memory node (no --data-dir)\n"
+    });
     let url = url.unwrap_or_else(|| own.as_ref().map(NodeService::url).unwrap_or_default());
     for &c in levels {
         let r = http_load(&url, c, duration).await;
@@ -150,7 +164,20 @@ pub async fn run(
         ));
     }
     if let Some(s) = own {
+        if let Some(wal) = &s.wal {
+            let st = wal.stats();
+            report.push_str(&format!(
+                "  log: {} records in {} fsynced batches (mean batch {:.1}, mean fsync {:?})\n",
+                st.records,
+                st.batches,
+                st.mean_batch(),
+                st.fsync_mean()
+            ));
+        }
         s.stop().await;
+    }
+    if let Some(dir) = data_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
     let a = agreement(5, 1000, Duration::from_secs(2)).await?;
     report.push_str(&format!(

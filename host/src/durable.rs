@@ -14,7 +14,7 @@
 //! new entry; its old one stays in the cluster with everything it had (the value is exact).
 //! The cost: one more entry per incarnation (each ≈ 30 bytes of state).
 
-use crate::wal::{FsyncPolicy, Recovered, Ticket, Wal, WalConfig, WalError};
+use crate::wal::{FsyncPolicy, Recovered, Ticket, Wal, WalConfig};
 use anyhow::Context;
 use rand::RngCore;
 use std::io::Write;
@@ -122,11 +122,34 @@ pub fn restore(node: &Node, recovered: &Recovered) {
 }
 
 /// The write path: engine update and log record under the engine's lock, then wait for
-/// durability outside it.
+/// durability outside it — without holding a thread per request: one waiter thread waits for
+/// the newest ticket of everything pending and answers every request it covers.
 #[derive(Clone)]
 pub struct Writes {
     node: Arc<Node>,
     wal: Option<Arc<Wal>>,
+    waiter: Option<std::sync::mpsc::Sender<Pending>>,
+}
+
+type Pending = (Ticket, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Waits for the newest pending ticket (records become durable in order), then answers all
+/// requests up to it. Ends when every `Writes` is dropped.
+fn waiter(wal: Arc<Wal>, rx: std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let newest = batch.iter().map(|(t, _)| *t).max();
+        let result = match newest {
+            Some(t) => wal.wait(t).map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        for (_, tx) in batch {
+            let _ = tx.send(result.clone());
+        }
+    }
 }
 
 /// Which local operation.
@@ -141,7 +164,23 @@ pub enum Op {
 impl Writes {
     /// Writes to `node`, logged in `wal` when there is one.
     pub fn new(node: Arc<Node>, wal: Option<Arc<Wal>>) -> Self {
-        Self { node, wal }
+        let waiter = wal.as_ref().map(|wal| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let wal = Arc::clone(wal);
+            std::thread::Builder::new()
+                .name("tally-durable-wait".into())
+                .spawn(move || waiter(wal, rx))
+                .map(|_| tx)
+        });
+        let waiter = match waiter {
+            Some(Ok(tx)) => Some(tx),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot start the durability waiter: writes will fail");
+                None
+            }
+            None => None,
+        };
+        Self { node, wal, waiter }
     }
 
     /// Applies `op` by `by`; returns the new value once the write is durable.
@@ -181,11 +220,19 @@ impl Writes {
                 applied.map_err(|_| WriteError::Overflow)?;
                 Ok((e.value(), ticket))
             })?;
-        let waited = tokio::task::spawn_blocking(move || wal.wait(ticket))
-            .await
-            .map_err(|e| WriteError::NotDurable(e.to_string()))?;
-        waited.map_err(|err: WalError| WriteError::NotDurable(err.to_string()))?;
-        Ok(value)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let waiter = self
+            .waiter
+            .as_ref()
+            .ok_or_else(|| WriteError::NotDurable("no durability waiter".into()))?;
+        waiter
+            .send((ticket, tx))
+            .map_err(|_| WriteError::NotDurable("durability waiter stopped".into()))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(value),
+            Ok(Err(e)) => Err(WriteError::NotDurable(e)),
+            Err(_) => Err(WriteError::NotDurable("durability waiter stopped".into())),
+        }
     }
 }
 

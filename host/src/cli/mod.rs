@@ -119,6 +119,9 @@ pub struct BenchArgs {
     /// Load an existing node instead of starting one.
     #[arg(long)]
     pub node: Option<String>,
+    /// Start the node with a data directory (durable writes, fsync always).
+    #[arg(long)]
+    pub durable: bool,
 }
 
 /// `tally node`.
@@ -279,7 +282,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");
-                match crate::bench::run(&args.concurrency, args.duration, args.node).await {
+                match crate::bench::run(&args.concurrency, args.duration, args.node, args.durable)
+                    .await
+                {
                     Ok(report) => {
                         print!("{report}");
                         ExitCode::SUCCESS
