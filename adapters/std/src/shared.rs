@@ -24,7 +24,7 @@ pub struct AdapterCounters {
     pub send_dropped: AtomicU64,
 }
 
-/// A snapshot of [`AdapterCounters`].
+/// A snapshot of the adapter's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AdapterStats {
     /// Connections accepted.
