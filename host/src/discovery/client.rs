@@ -37,6 +37,10 @@ pub struct DiscoveryClient {
     pub heartbeat_every: Duration,
     /// How often to fetch `/peers` (default 2 s).
     pub refresh_every: Duration,
+    /// The node's HTTP API base URL (`http://host:port`), registered beside the gossip address
+    /// as `"http"` so a gateway can find the node's API (Tally extension; reference servers
+    /// ignore it). `None` (the default) sends the reference's body exactly.
+    pub http_url: Option<String>,
 }
 
 /// Failures of one kind of request in a row: the first is a warning, the rest are debug lines,
@@ -94,7 +98,21 @@ impl DiscoveryClient {
             advertise: advertise.into(),
             heartbeat_every: Duration::from_secs(1),
             refresh_every: Duration::from_secs(2),
+            http_url: None,
         }
+    }
+
+    /// Registers `url` (e.g. `http://127.0.0.1:8000`, the node's HTTP API base URL) with the
+    /// gossip address, so `tally gateway --discovery` finds the node's API.
+    ///
+    /// ```
+    /// let client = tally::discovery::DiscoveryClient::new("http://127.0.0.1:7000", "127.0.0.1:9000")
+    ///     .http_url("http://127.0.0.1:8000");
+    /// assert_eq!(client.http_url.as_deref(), Some("http://127.0.0.1:8000"));
+    /// ```
+    pub fn http_url(mut self, url: impl Into<String>) -> Self {
+        self.http_url = Some(url.into());
+        self
     }
 
     /// Sets the heartbeat (and registration retry) interval.
@@ -213,7 +231,10 @@ impl DiscoveryClient {
     }
 
     async fn post(&self, http: &reqwest::Client, path: &str) -> Result<(), Failure> {
-        let body = serde_json::json!({ "addr": self.advertise });
+        let body = match &self.http_url {
+            Some(http) => serde_json::json!({ "addr": self.advertise, "http": http }),
+            None => serde_json::json!({ "addr": self.advertise }),
+        };
         let response = http
             .post(self.url(path))
             .json(&body)
@@ -295,6 +316,23 @@ fn parse_peers(body: &[u8]) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// The `http` URLs of a `GET /peers` answer (Tally's extension), sorted and deduplicated:
+/// entries without a string `http` that [`super::is_http_url`] accepts are skipped (reference
+/// nodes register none); a body that is not a JSON array is an error.
+pub fn http_urls(body: &[u8]) -> Result<Vec<String>, String> {
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| format!("invalid peer list: {e}"))?;
+    let mut urls: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| entry.get("http").and_then(|h| h.as_str()))
+        .filter(|url| super::is_http_url(url))
+        .map(|url| url.trim_end_matches('/').to_string())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    Ok(urls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +353,19 @@ mod tests {
         assert!(parse_peers(b"{}").is_err());
         assert!(parse_peers(b"not json").is_err());
         assert_eq!(parse_peers(b"[]").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn http_urls_skip_entries_without_one() {
+        let body = br#"[
+            {"addr":"127.0.0.1:9000","LastSeen":"x","http":"http://127.0.0.1:8000/"},
+            {"addr":"127.0.0.1:9001","LastSeen":"x"},
+            {"addr":"127.0.0.1:9002","http":5},
+            {"addr":"127.0.0.1:9003","http":"gopher://x"},
+            {"addr":"127.0.0.1:9004","http":"http://127.0.0.1:8000"}
+        ]"#;
+        assert_eq!(http_urls(body).unwrap(), ["http://127.0.0.1:8000"]);
+        assert!(http_urls(b"{}").is_err());
     }
 
     #[test]

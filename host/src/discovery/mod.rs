@@ -11,6 +11,13 @@
 //! - [`client`]: the node side — [`DiscoveryClient::run`] registers, heartbeats every second,
 //!   and refreshes the peers of a [`tally_std::Node`] from `/peers`.
 //!
+//! ## Tally's extension: HTTP URLs
+//!
+//! A node may register `{"addr": gossip, "http": "http://host:port"}`
+//! ([`DiscoveryClient::http_url()`]); the service keeps the URL and lists it as `"http"` in that
+//! node's `/peers` entry, and the gateway ([`crate::gateway`]) reads those URLs
+//! ([`http_urls`]) to find the nodes' APIs. Entries without one are exactly the reference's.
+//!
 //! ## Reference compatibility
 //!
 //! Both sides speak the Go reference's JSON: request bodies `{"addr":"host:port"}`, and
@@ -41,5 +48,7 @@
 pub mod client;
 pub mod server;
 
-pub use client::DiscoveryClient;
-pub use server::{router, serve, sweep_loop, DiscoveryConfig, PeerRecord, Registry, RegistryError};
+pub use client::{http_urls, DiscoveryClient};
+pub use server::{
+    is_http_url, router, serve, sweep_loop, DiscoveryConfig, PeerRecord, Registry, RegistryError,
+};

@@ -2,9 +2,15 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `POST /register` | `{"addr":"host:port"}` | 200 `{}`; 400 on bad JSON, missing/empty addr or not `host:port`; 503 when full |
-//! | `POST /heartbeat` | `{"addr":"host:port"}` | 200 `{}` (refreshes last-seen; an unknown addr is registered) |
-//! | `GET /peers` | — | 200 `[{"addr":"host:port","LastSeen":"<RFC 3339>"}, …]`, sorted by addr |
+//! | `POST /register` | `{"addr":"host:port", "http"?: "http://host:port"}` | 200 `{}`; 400 on bad JSON, missing/empty addr, not `host:port` or a bad `http`; 503 when full |
+//! | `POST /heartbeat` | same | 200 `{}` (refreshes last-seen; an unknown addr is registered) |
+//! | `GET /peers` | — | 200 `[{"addr":"host:port","LastSeen":"<RFC 3339>", "http"?: "…"}, …]`, sorted by addr |
+//!
+//! `http` is Tally's extension: the node's HTTP API base URL, which the gateway
+//! ([`crate::gateway`]) balances over. It is optional both ways: reference nodes do not send it
+//! (a heartbeat without it keeps the URL registered before), and it is left out of `/peers`
+//! entries that have none, so reference clients see exactly the reference's answer (they
+//! ignore unknown fields in any case).
 //!
 //! Every error is JSON `{"error":"…"}`: 404 for an unknown route, 405 (with `Allow`) for a
 //! known route with the wrong method, 413 for a body over [`MAX_BODY`]. Request bodies are read
@@ -59,6 +65,20 @@ pub enum RegistryError {
     /// The registry already holds `max_peers` addresses.
     #[error("registry full")]
     Full,
+    /// The `http` URL is not `http://…` or `https://…` of at most 255 printable bytes.
+    #[error("http must be an http:// or https:// URL of at most 255 bytes")]
+    BadHttpUrl,
+}
+
+/// True when `url` is acceptable as a node's registered HTTP base URL: `http://` or `https://`
+/// followed by at least one byte, at most 255 bytes, printable ASCII without spaces.
+pub fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    url.len() <= 255
+        && rest.is_some_and(|r| !r.is_empty())
+        && url.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// One registered peer as `GET /peers` lists it (field names as the reference writes them).
@@ -69,14 +89,20 @@ pub struct PeerRecord {
     /// When it was last registered or heartbeated, RFC 3339 in UTC (whole seconds).
     #[serde(rename = "LastSeen")]
     pub last_seen: String,
+    /// The node's HTTP API base URL, when it registered one (Tally extension; omitted when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Seen {
     /// Monotonic, for expiry (tokio's clock, so paused-time tests can drive it).
     at: Instant,
     /// Wall clock, for display only.
     wall: SystemTime,
+    /// The HTTP API base URL last registered for this address.
+    http: Option<String>,
 }
 
 /// The registry behind the service: addresses and when each was last seen.
@@ -106,19 +132,41 @@ impl Registry {
 
     /// Registers `addr` or refreshes its last-seen time. Returns true when it was new.
     pub fn register(&self, addr: &str) -> Result<bool, RegistryError> {
-        self.register_at(addr, Instant::now())
+        self.register_at(addr, None, Instant::now())
     }
 
-    fn register_at(&self, addr: &str, at: Instant) -> Result<bool, RegistryError> {
+    /// Registers `addr` (or refreshes it) with its node's HTTP API base URL, if given. A
+    /// refresh without `http` keeps the URL registered before. Returns true when it was new.
+    pub fn register_with_http(
+        &self,
+        addr: &str,
+        http: Option<&str>,
+    ) -> Result<bool, RegistryError> {
+        self.register_at(addr, http, Instant::now())
+    }
+
+    fn register_at(
+        &self,
+        addr: &str,
+        http: Option<&str>,
+        at: Instant,
+    ) -> Result<bool, RegistryError> {
         if !tally_core::frame::is_gossip_address(addr) {
             return Err(RegistryError::BadAddress);
         }
-        let seen = Seen {
+        if http.is_some_and(|url| !is_http_url(url)) {
+            return Err(RegistryError::BadHttpUrl);
+        }
+        let mut seen = Seen {
             at,
             wall: SystemTime::now(),
+            http: http.map(str::to_string),
         };
         let mut peers = self.lock();
         if let Some(entry) = peers.get_mut(addr) {
+            if seen.http.is_none() {
+                seen.http = entry.http.take();
+            }
             *entry = seen;
             return Ok(false);
         }
@@ -147,6 +195,7 @@ impl Registry {
             .map(|(addr, seen)| PeerRecord {
                 addr: addr.clone(),
                 last_seen: humantime::format_rfc3339_seconds(seen.wall).to_string(),
+                http: seen.http.clone(),
             })
             .collect()
     }
@@ -187,6 +236,9 @@ impl Registry {
 struct AddrBody {
     #[serde(default)]
     addr: String,
+    /// Tally extension: the node's HTTP API base URL.
+    #[serde(default)]
+    http: Option<String>,
 }
 
 /// A refused request: its status and the message of its JSON `{"error": "..."}` body.
@@ -215,8 +267,8 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Reads the address from a request body.
-fn parse_addr(body: Result<Bytes, BytesRejection>) -> Result<String, Refusal> {
+/// Reads the address (and the optional HTTP URL) from a request body.
+fn parse_addr(body: Result<Bytes, BytesRejection>) -> Result<AddrBody, Refusal> {
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -230,10 +282,10 @@ fn parse_addr(body: Result<Bytes, BytesRejection>) -> Result<String, Refusal> {
         .into_iter::<AddrBody>()
         .next();
     match parsed {
-        Some(Ok(AddrBody { addr })) if addr.is_empty() => {
+        Some(Ok(AddrBody { addr, .. })) if addr.is_empty() => {
             Err(Refusal::new(StatusCode::BAD_REQUEST, "addr is required"))
         }
-        Some(Ok(AddrBody { addr })) => Ok(addr),
+        Some(Ok(body)) => Ok(body),
         Some(Err(e)) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             format!("invalid JSON: {e}"),
@@ -246,19 +298,16 @@ fn parse_addr(body: Result<Bytes, BytesRejection>) -> Result<String, Refusal> {
 }
 
 /// The answer to a registration or heartbeat of `addr`.
-fn record(registry: &Registry, body: Result<Bytes, BytesRejection>, heartbeat: bool) -> Response {
-    let addr = match parse_addr(body) {
-        Ok(addr) => addr,
+fn record(registry: &Registry, body: Result<Bytes, BytesRejection>) -> Response {
+    let AddrBody { addr, http } = match parse_addr(body) {
+        Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
-    let result = if heartbeat {
-        registry.heartbeat(&addr)
-    } else {
-        registry.register(&addr)
-    };
+    // A heartbeat is a registration (see `Registry::heartbeat`), with or without `http`.
+    let result = registry.register_with_http(&addr, http.as_deref());
     match result {
         Ok(_) => (StatusCode::OK, Json(serde_json::json!({}))).into_response(),
-        Err(e @ RegistryError::BadAddress) => {
+        Err(e @ (RegistryError::BadAddress | RegistryError::BadHttpUrl)) => {
             Refusal::new(StatusCode::BAD_REQUEST, e.to_string()).into_response()
         }
         Err(e @ RegistryError::Full) => {
@@ -271,14 +320,14 @@ async fn register(
     State(registry): State<Arc<Registry>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    record(&registry, body, false)
+    record(&registry, body)
 }
 
 async fn heartbeat(
     State(registry): State<Arc<Registry>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    record(&registry, body, true)
+    record(&registry, body)
 }
 
 async fn peers(State(registry): State<Arc<Registry>>) -> Json<Vec<PeerRecord>> {
@@ -379,9 +428,9 @@ mod tests {
         let r = Registry::new(&config(10));
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        r.register_at("a:1", t0).unwrap();
-        r.register_at("b:2", t0).unwrap();
-        r.register_at("a:1", ms(300)).unwrap();
+        r.register_at("a:1", None, t0).unwrap();
+        r.register_at("b:2", None, t0).unwrap();
+        r.register_at("a:1", None, ms(300)).unwrap();
         assert!(r.sweep_at(ms(300)).is_empty());
         assert_eq!(r.sweep_at(ms(600)), ["b:2"]);
         assert_eq!(r.len(), 1);
@@ -404,8 +453,10 @@ mod tests {
     #[test]
     fn body_parsing_is_lenient_like_go_but_requires_addr() {
         let parse = |s: &str| parse_addr(Ok(Bytes::from(s.to_string())));
-        assert_eq!(parse(r#"{"addr":"a:1","x":2}"#).unwrap(), "a:1");
-        assert_eq!(parse(r#"{"addr":"a:1"} trailing"#).unwrap(), "a:1");
+        assert_eq!(parse(r#"{"addr":"a:1","x":2}"#).unwrap().addr, "a:1");
+        assert_eq!(parse(r#"{"addr":"a:1"} trailing"#).unwrap().addr, "a:1");
+        let with_http = parse(r#"{"addr":"a:1","http":"http://h:8"}"#).unwrap();
+        assert_eq!(with_http.http.as_deref(), Some("http://h:8"));
         for bad in [
             "",
             "{",
@@ -414,9 +465,39 @@ mod tests {
             r#"{"addr":""}"#,
             r#"{"x":1}"#,
             r#"{"addr":5}"#,
+            r#"{"addr":"a:1","http":5}"#,
         ] {
             let refusal = parse(bad).unwrap_err();
             assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{bad}");
         }
+    }
+
+    #[test]
+    fn http_urls_are_stored_kept_on_plain_refresh_and_listed_only_when_known() {
+        let r = Registry::new(&config(10));
+        assert_eq!(
+            r.register_with_http("a:1", Some("ftp://x")),
+            Err(RegistryError::BadHttpUrl)
+        );
+        assert_eq!(
+            r.register_with_http("a:1", Some("http://")),
+            Err(RegistryError::BadHttpUrl)
+        );
+        assert_eq!(
+            r.register_with_http("a:1", Some("http://127.0.0.1:8000")),
+            Ok(true)
+        );
+        assert_eq!(r.register("b:2"), Ok(true));
+        // A reference-style heartbeat (no http) keeps the URL.
+        assert_eq!(r.heartbeat("a:1"), Ok(false));
+        let json = serde_json::to_value(r.peers()).unwrap();
+        assert_eq!(json[0]["http"], "http://127.0.0.1:8000");
+        assert!(json[1].get("http").is_none(), "{json}");
+        assert_eq!(
+            r.register_with_http("a:1", Some("https://n.example:443")),
+            Ok(false)
+        );
+        assert_eq!(r.peers()[0].http.as_deref(), Some("https://n.example:443"));
+        assert!(is_http_url("http://h:1") && !is_http_url("http://a b"));
     }
 }

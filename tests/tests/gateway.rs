@@ -1,0 +1,609 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+//! The gateway over real HTTP on loopback, in front of real nodes: balancing, a node killed
+//! under write load (no write lost or duplicated), no node → 503, readmission, bad input,
+//! discovery of node URLs, `/cluster`, `/metrics`; and an ignored throughput measurement.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tally::discovery::{self, DiscoveryClient, DiscoveryConfig};
+use tally::gateway::{serve, GatewayConfig, NodeSource};
+use tally::service::{NodeOptions, NodeService};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Gateway {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    async fn start(nodes: NodeSource) -> Gateway {
+        let config = GatewayConfig {
+            health_every: Duration::from_millis(100),
+            discovery_every: Duration::from_millis(100),
+            ..GatewayConfig::new(nodes)
+        };
+        Gateway::with(config).await
+    }
+
+    async fn with(config: GatewayConfig) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, config, stop.clone()));
+        Gateway { addr, stop, task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("gateway did not stop")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn nodes(n: usize) -> Vec<NodeService> {
+    let mut out: Vec<NodeService> = Vec::new();
+    for _ in 0..n {
+        let peers = out
+            .iter()
+            .map(|s| s.node.local_addr().to_string())
+            .collect();
+        out.push(node_on("127.0.0.1:0".parse().unwrap(), peers).await);
+    }
+    out
+}
+
+async fn node_on(http: SocketAddr, peers: Vec<String>) -> NodeService {
+    NodeService::start(NodeOptions {
+        sync_interval: Duration::from_millis(100),
+        http,
+        peers,
+        ..NodeOptions::loopback()
+    })
+    .await
+    .unwrap()
+}
+
+fn static_nodes(services: &[NodeService]) -> NodeSource {
+    NodeSource::Static(services.iter().map(NodeService::url).collect())
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// Status, JSON body (Null if none) and the `x-tally-node` header.
+async fn call(method: reqwest::Method, url: &str, body: Option<&str>) -> (u16, Value, String) {
+    let mut req = client().request(method, url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let node = r
+        .headers()
+        .get("x-tally-node")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        node,
+    )
+}
+
+async fn get(url: &str) -> (u16, Value, String) {
+    call(reqwest::Method::GET, url, None).await
+}
+
+async fn post(url: &str, body: Option<&str>) -> (u16, Value, String) {
+    call(reqwest::Method::POST, url, body).await
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn node_health(gw: &Gateway) -> BTreeMap<String, bool> {
+    let (_, nodes, _) = get(&gw.url("/nodes")).await;
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["url"].as_str().unwrap().to_string(), n["healthy"] == true))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_balanced_round_robin() {
+    let services = nodes(3).await;
+    let gw = Gateway::start(static_nodes(&services)).await;
+    let mut reads: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..30 {
+        let (status, body, node) = get(&gw.url("/counter")).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["value"].is_number() && body["node"].is_string(),
+            "{body}"
+        );
+        *reads.entry(node).or_default() += 1;
+    }
+    assert_eq!(reads.len(), 3, "{reads:?}");
+    assert!(reads.values().all(|&n| n == 10), "{reads:?}");
+    for _ in 0..30 {
+        assert_eq!(post(&gw.url("/increment"), None).await.0, 200);
+    }
+    for s in &services {
+        assert_eq!(s.node.local(), (10, 0), "{}", s.url());
+    }
+    let (status, list, _) = get(&gw.url("/nodes")).await;
+    assert_eq!(status, 200);
+    for n in list.as_array().unwrap() {
+        assert_eq!(n["healthy"], true, "{n}");
+        assert!(
+            n["latency_ms"].is_number() && n["last_value"].is_number(),
+            "{n}"
+        );
+        assert!(n["requests"].as_u64().unwrap() >= 20, "{n}");
+    }
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_and_duplicates_no_write() {
+    let mut services = nodes(3).await;
+    let gw = Gateway::start(static_nodes(&services)).await;
+    let url = gw.url("/increment");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..8 {
+        let (url, stop, ok) = (url.clone(), Arc::clone(&stop), Arc::clone(&ok));
+        writers.push(tokio::spawn(async move {
+            let c = client();
+            let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = c.post(&url).send().await.unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap();
+                if status == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    assert!(body["error"].is_string(), "{status} {body}");
+                    eprintln!("{status} {body}");
+                    *failures.entry(status).or_default() += 1;
+                }
+            }
+            failures
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let killed = services.remove(1);
+    let killed_node = Arc::clone(&killed.node);
+    let before_kill = ok.load(Ordering::Relaxed);
+    killed.stop().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
+    for w in writers {
+        for (status, n) in w.await.unwrap() {
+            *failures.entry(status).or_default() += n;
+        }
+    }
+    let ok = ok.load(Ordering::Relaxed);
+    eprintln!("2xx: {ok} ({before_kill} before the kill); other answers: {failures:?}");
+    assert!(ok > before_kill + 50, "load went on after the kill");
+    assert!(
+        failures.keys().all(|s| *s == 502 || *s == 503 || *s == 504),
+        "{failures:?}"
+    );
+    // The stopped node's last writes may not have been gossiped before it stopped (nodes keep
+    // no durable state here): count them from its final in-memory state.
+    let killed_id = killed_node.id();
+    let (killed_inc, _) = killed_node.local();
+    let value_with_killed = |s: &NodeService| {
+        let seen = s
+            .node
+            .state()
+            .into_iter()
+            .find(|e| e.id == killed_id)
+            .map_or(0, |e| e.inc);
+        s.node.value() + i128::from(killed_inc) - i128::from(seen)
+    };
+    eventually("the survivors agree", || async {
+        services
+            .iter()
+            .all(|s| s.node.value() == services[0].node.value())
+            && services
+                .iter()
+                .all(|s| value_with_killed(s) == i128::from(ok))
+    })
+    .await;
+    let (_, health, _) = get(&gw.url("/nodes")).await;
+    let down: Vec<_> = health
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["healthy"] == false)
+        .collect();
+    assert_eq!(down.len(), 1, "{health}");
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_healthy_node_is_503_json() {
+    let services = nodes(2).await;
+    let gw = Gateway::start(static_nodes(&services)).await;
+    assert_eq!(get(&gw.url("/counter")).await.0, 200);
+    for s in services {
+        s.stop().await;
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/counter"),
+        (reqwest::Method::POST, "/increment"),
+        (reqwest::Method::POST, "/decrement"),
+        (reqwest::Method::GET, "/counter"),
+    ] {
+        let (status, body, _) = call(method, &gw.url(path), None).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("no healthy node"),
+            "{body}"
+        );
+    }
+    let (status, body, _) = get(&gw.url("/health")).await;
+    assert_eq!((status, body["healthy"].clone()), (503, Value::from(0)));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_on_its_port_is_readmitted() {
+    let a = node_on("127.0.0.1:0".parse().unwrap(), Vec::new()).await;
+    let b = node_on("127.0.0.1:0".parse().unwrap(), Vec::new()).await;
+    let b_addr = b.http_addr;
+    let b_url = b.url();
+    let gw = Gateway::start(NodeSource::Static(vec![a.url(), b.url()])).await;
+    eventually("both healthy", || async {
+        node_health(&gw).await.values().all(|h| *h)
+    })
+    .await;
+    b.stop().await;
+    eventually("b removed by the health checks", || async {
+        node_health(&gw).await.get(&b_url) == Some(&false)
+    })
+    .await;
+    for _ in 0..6 {
+        let (status, _, node) = post(&gw.url("/increment"), None).await;
+        assert_eq!((status, node.as_str()), (200, a.url().as_str()));
+    }
+    let b = node_on(b_addr, vec![a.node.local_addr().to_string()]).await;
+    eventually("b readmitted", || async {
+        node_health(&gw).await.get(&b_url) == Some(&true)
+    })
+    .await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (status, _, node) = get(&gw.url("/counter")).await;
+        assert_eq!(status, 200);
+        seen.push(node);
+    }
+    assert!(seen.contains(&b_url), "{seen:?}");
+    gw.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_json_and_changes_nothing() {
+    let services = nodes(2).await;
+    let gw = Gateway::start(static_nodes(&services)).await;
+    let big = format!(r#"{{"by": 1, "pad": "{}"}}"#, "x".repeat(5000));
+    for body in [
+        r#"{"by": 0}"#,
+        r#"{"by": -1}"#,
+        r#"{"by": 1.5}"#,
+        r#"{"by": "2"}"#,
+        r#"{"by": 9007199254740992}"#,
+        "[1]",
+        "nope",
+        big.as_str(),
+    ] {
+        for path in ["/increment", "/decrement"] {
+            let (status, answer, _) = post(&gw.url(path), Some(body)).await;
+            let want = if body.len() > 4096 { 413 } else { 400 };
+            assert_eq!(status, want, "{path} {body}: {answer}");
+            assert!(answer["error"].is_string(), "{answer}");
+        }
+    }
+    let (status, answer, _) = get(&gw.url("/nope")).await;
+    assert_eq!(status, 404);
+    assert!(answer["error"].is_string());
+    let (status, answer, _) = get(&gw.url("/increment")).await;
+    assert_eq!(status, 405);
+    assert!(answer["error"].is_string());
+    let (status, answer, _) = post(&gw.url("/counter"), None).await;
+    assert_eq!(status, 405);
+    assert!(answer["error"].is_string());
+    for s in &services {
+        assert_eq!(s.node.local(), (0, 0));
+    }
+    let (status, answer, _) = post(&gw.url("/increment"), Some(r#"{"by": 5}"#)).await;
+    assert_eq!((status, answer["value"].clone()), (200, Value::from(5)));
+    let (status, answer, _) = post(&gw.url("/decrement"), Some(r#"{"by": 2}"#)).await;
+    assert_eq!(status, 200, "{answer}");
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_with_the_gateway_series() {
+    let services = nodes(2).await;
+    // A third URL where nothing listens: connect errors for the error series.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut urls: Vec<String> = services.iter().map(NodeService::url).collect();
+    urls.push(dead.clone());
+    let gw = Gateway::start(NodeSource::Static(urls)).await;
+    for _ in 0..6 {
+        assert_eq!(get(&gw.url("/counter")).await.0, 200);
+        assert_eq!(post(&gw.url("/increment"), None).await.0, 200);
+    }
+    assert_eq!(post(&gw.url("/increment"), Some("{")).await.0, 400);
+    let r = client().get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = r.text().await.unwrap();
+    let node0 = services[0].url();
+    for want in [
+        "# TYPE tally_gateway_requests_total counter".to_string(),
+        r#"tally_gateway_requests_total{route="/counter",status="200"} 6"#.to_string(),
+        r#"tally_gateway_requests_total{route="/increment",status="400"} 1"#.to_string(),
+        "# TYPE tally_gateway_upstream_duration_seconds histogram".to_string(),
+        format!(r#"tally_gateway_upstream_duration_seconds_bucket{{node="{node0}",le="+Inf"}}"#),
+        format!(r#"tally_gateway_upstream_errors_total{{node="{dead}",kind="connect"}}"#),
+        format!(r#"tally_gateway_node_healthy{{node="{dead}"}} 0"#),
+        format!(r#"tally_gateway_node_healthy{{node="{node0}"}} 1"#),
+        "tally_gateway_nodes_healthy 2".to_string(),
+        "# TYPE tally_gateway_request_duration_seconds histogram".to_string(),
+    ] {
+        assert!(text.contains(&want), "missing {want} in:\n{text}");
+    }
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_gives_the_nodes_http_urls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let disc = format!("http://{}", listener.local_addr().unwrap());
+    let disc_stop = CancellationToken::new();
+    let disc_task = tokio::spawn(discovery::serve(
+        listener,
+        DiscoveryConfig::default(),
+        disc_stop.clone(),
+    ));
+    let services = nodes(2).await;
+    let mut clients = Vec::new();
+    for s in &services {
+        let client = DiscoveryClient::new(disc.clone(), s.node.local_addr().to_string())
+            .http_url(s.url())
+            .heartbeat_every(Duration::from_millis(100))
+            .refresh_every(Duration::from_millis(100));
+        clients.push(tokio::spawn(
+            client.run(Arc::clone(&s.node), disc_stop.clone()),
+        ));
+    }
+    // A reference-style registration (no http URL) is skipped by the gateway.
+    let (status, _, _) = post(
+        &format!("{disc}/register"),
+        Some(r#"{"addr":"127.0.0.1:1"}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, peers, _) = get(&format!("{disc}/peers")).await;
+    assert!(peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p.get("http").is_none()));
+
+    let gw = Gateway::start(NodeSource::Discovery(disc.clone())).await;
+    let want: BTreeMap<String, bool> = services.iter().map(|s| (s.url(), true)).collect();
+    eventually("the gateway knows both nodes from discovery", || async {
+        node_health(&gw).await == want
+    })
+    .await;
+    for _ in 0..4 {
+        assert_eq!(post(&gw.url("/increment"), None).await.0, 200);
+    }
+    for s in &services {
+        assert_eq!(s.node.local(), (2, 0));
+    }
+    // The dashboard and its aggregate.
+    let page = client().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("dashboard.js"));
+    for asset in ["/dashboard.js", "/dashboard.css"] {
+        assert_eq!(
+            client().get(gw.url(asset)).send().await.unwrap().status(),
+            200
+        );
+    }
+    eventually("/cluster shows both nodes converged", || async {
+        let (status, c, _) = get(&gw.url("/cluster")).await;
+        status == 200
+            && c["converged"] == true
+            && c["value"] == 4
+            && c["nodes"].as_array().unwrap().len() == 2
+            && c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["peers"].is_array() && n["value"] == 4)
+    })
+    .await;
+    gw.stop().await;
+    disc_stop.cancel();
+    for c in clients {
+        c.await.unwrap();
+    }
+    disc_task.await.unwrap().unwrap();
+    for s in services {
+        s.stop().await;
+    }
+}
+
+/// `POST /increment` on `url` from `concurrency` keep-alive clients for `secs`; returns the
+/// number of 2xx answers and requests/s.
+async fn load(url: &str, concurrency: usize, secs: u64) -> (u64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let mut ok = 0u64;
+            while Instant::now() < deadline {
+                let r = c.post(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await.unwrap();
+                ok += 1;
+            }
+            ok
+        }));
+    }
+    let started = Instant::now();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    (ok, ok as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Requests/s through the gateway (3 nodes, `POST /increment`, keep-alive clients in the same
+/// process) at concurrency 1, 10 and 50, 3 s each, beside one node loaded directly under the
+/// same conditions; then checks no write was lost or duplicated.
+/// `cargo test --release -p tally-tests --test gateway -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn throughput_through_the_gateway() {
+    let services = nodes(3).await;
+    let gw = Gateway::start(static_nodes(&services)).await;
+    let mut total_ok = 0u64;
+    println!("| concurrency | node direct, req/s | through the gateway, req/s |");
+    println!("|---|---|---|");
+    for concurrency in [1usize, 10, 50] {
+        let direct_url = format!("{}/increment", services[0].url());
+        let (direct_ok, direct) = load(&direct_url, concurrency, 3).await;
+        let (ok, through) = load(&gw.url("/increment"), concurrency, 3).await;
+        total_ok += ok + direct_ok;
+        println!("| {concurrency} | {direct:.0} | {through:.0} |");
+    }
+    let sum: u64 = services.iter().map(|s| s.node.local().0).sum();
+    assert_eq!(sum, total_ok, "writes applied == 2xx answers");
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_tokens_are_sent_or_passed_through() {
+    let api = tally::http::ApiOptions {
+        token: Some("s3cret".into()),
+        protect_reads: true,
+        ..tally::http::ApiOptions::default()
+    };
+    let s = NodeService::start(NodeOptions {
+        sync_interval: Duration::from_millis(100),
+        api,
+        ..NodeOptions::loopback()
+    })
+    .await
+    .unwrap();
+    // With the token configured, the gateway's own health checks and forwarded writes pass.
+    let gw = Gateway::with(GatewayConfig {
+        health_every: Duration::from_millis(100),
+        node_token: Some("s3cret".into()),
+        ..GatewayConfig::new(NodeSource::Static(vec![s.url()]))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node_health(&gw).await.get(&s.url()), Some(&true));
+    assert_eq!(post(&gw.url("/increment"), None).await.0, 200);
+    gw.stop().await;
+    // Without it, the client's header is passed on: the node decides (and a node refusing
+    // the health check's missing token is up all the same).
+    let gw = Gateway::start(NodeSource::Static(vec![s.url()])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(node_health(&gw).await.get(&s.url()), Some(&true));
+    let (status, body, _) = post(&gw.url("/increment"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let r = client()
+        .post(gw.url("/increment"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.node.local(), (2, 0));
+    gw.stop().await;
+    s.stop().await;
+}
