@@ -85,6 +85,7 @@ pub async fn agreement(
     let cluster = Cluster::start(ClusterOptions {
         nodes,
         sync_interval,
+        data_dir: None,
     })
     .await?;
     // Let discovery introduce everyone first.

@@ -96,8 +96,12 @@ pub fn save_identity_once(dir: &Path, id: &str) -> anyhow::Result<()> {
 }
 
 /// Opens the log in `dir` and returns it with what it recovered.
-pub fn open(dir: &Path, fsync: FsyncPolicy) -> anyhow::Result<(Arc<Wal>, Recovered)> {
-    let (wal, recovered) = Wal::open(WalConfig::new(dir).fsync(fsync))
+pub fn open(
+    dir: &Path,
+    fsync: FsyncPolicy,
+    observer: Arc<dyn crate::wal::WalObserver>,
+) -> anyhow::Result<(Arc<Wal>, Recovered)> {
+    let (wal, recovered) = Wal::open(WalConfig::new(dir).fsync(fsync).observer(observer))
         .with_context(|| format!("opening the write-ahead log in {}", dir.display()))?;
     tracing::info!(
         records = recovered.records,

@@ -84,9 +84,11 @@ impl NodeService {
             .peers(opts.peers.iter().cloned());
         config.id = opts.id.clone();
         // The log first: a data directory that cannot be used is an error before anything runs.
+        let telemetry = crate::telemetry::Telemetry::new();
+        let observer = Arc::new(http::WalMetrics(telemetry.clone()));
         let opened = match &opts.data_dir {
             Some(dir) => {
-                let opened = durable::open(dir, opts.fsync)?;
+                let opened = durable::open(dir, opts.fsync, observer)?;
                 match durable::stored_identity(dir)? {
                     Some(id) => config.id = Some(id),
                     None => config.incarnation = Some(durable::fresh_incarnation()),
@@ -135,7 +137,14 @@ impl NodeService {
         let mut tasks = Vec::new();
         let guard = http::Guard::new(opts.api.clone());
         let writes = durable::Writes::new(Arc::clone(&node), wal.clone());
-        let router = http::router(Arc::clone(&node), writes, Arc::clone(&guard));
+        tasks.push(telemetry.spawn_upkeep(shutdown.clone()));
+        let router = http::router(Arc::new(http::AppState {
+            node: Arc::clone(&node),
+            writes,
+            wal: wal.clone(),
+            guard: Arc::clone(&guard),
+            telemetry,
+        }));
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = http::serve(listener, router, token).await {
@@ -143,7 +152,8 @@ impl NodeService {
             }
         }));
         if let Some(url) = &opts.discovery {
-            let client = DiscoveryClient::new(url.clone(), node.local_addr().to_string());
+            let client = DiscoveryClient::new(url.clone(), node.local_addr().to_string())
+                .http_url(format!("http://{http_addr}"));
             let (node, token) = (Arc::clone(&node), shutdown.clone());
             tasks.push(tokio::spawn(client.run(node, token)));
         }

@@ -33,7 +33,19 @@ fn tally(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["node", "discovery", "cluster", "get", "inc", "dec", "demo"] {
+    for sub in [
+        "node",
+        "discovery",
+        "cluster",
+        "gateway",
+        "get",
+        "inc",
+        "dec",
+        "demo",
+        "sim",
+        "scaling",
+        "bench",
+    ] {
         let (code, out, _) = tally(&[sub, "--help"]);
         assert_eq!(code, 0, "{sub}");
         assert!(out.contains("Usage"), "{sub}: {out}");

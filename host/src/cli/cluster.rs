@@ -1,4 +1,5 @@
-//! `tally cluster`: discovery + N nodes on free loopback ports, in one process.
+//! `tally cluster`: discovery + N nodes + a gateway with the dashboard, on free loopback ports,
+//! in one process.
 
 use super::{init_logging, ClusterArgs};
 use crate::cluster::{Cluster, ClusterOptions};
@@ -7,12 +8,20 @@ use anyhow::Context;
 /// Starts the cluster, prints its URLs, runs until Ctrl-C (or `--duration`), stops it cleanly.
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     init_logging(&args.log);
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("tally-cluster-{}", std::process::id())),
+    };
     let cluster = Cluster::start(ClusterOptions {
         nodes: args.nodes,
         sync_interval: args.sync_interval,
+        data_dir: Some(data_dir.clone()),
     })
     .await?;
+    println!("dashboard  {}/", cluster.gateway_url());
+    println!("gateway    {}", cluster.gateway_url());
     println!("discovery  {}", cluster.discovery_url());
+    println!("data       {}", data_dir.display());
     for (i, n) in cluster.nodes().iter().enumerate() {
         println!(
             "node {i}     {}   (gossip {})",
@@ -21,8 +30,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "try: tally inc --node {}",
-        cluster.nodes().first().map(|n| n.url()).unwrap_or_default()
+        "try: tally inc --node {}   (the gateway; any node URL works too)",
+        cluster.gateway_url()
     );
     println!("Ctrl-C stops the cluster.");
     match args.duration {
@@ -33,6 +42,9 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     }
     println!("stopping…");
     cluster.stop().await;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
     println!("stopped.");
     Ok(())
 }

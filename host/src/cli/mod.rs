@@ -28,8 +28,11 @@ pub enum Command {
     Node(NodeArgs),
     /// Run the discovery service (reference-compatible).
     Discovery(DiscoveryArgs),
-    /// Run a local cluster on loopback: discovery + N nodes; Ctrl-C stops it.
+    /// Run a local cluster on loopback: discovery + N nodes + gateway and dashboard; Ctrl-C
+    /// stops it.
     Cluster(ClusterArgs),
+    /// Run the API gateway in front of nodes (from --nodes or --discovery).
+    Gateway(GatewayArgs),
     /// Print the counter's value (from a node or gateway URL).
     Get(ClientArgs),
     /// Increment the counter and print the new value.
@@ -192,6 +195,31 @@ pub struct DiscoveryArgs {
     pub log: String,
 }
 
+/// `tally gateway`.
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Node API URLs, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "discovery",
+        required_unless_present = "discovery"
+    )]
+    pub nodes: Vec<String>,
+    /// Discovery service URL (nodes are the HTTP URLs it lists).
+    #[arg(long)]
+    pub discovery: Option<String>,
+    /// File holding the nodes' API token (sent to every node).
+    #[arg(long)]
+    pub node_token_file: Option<PathBuf>,
+    /// Log level or filter.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
 /// `tally cluster`.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -204,6 +232,9 @@ pub struct ClusterArgs {
     /// Stop by itself after this long (default: run until Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Keep the nodes' data here (default: a temporary directory removed at exit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Log level or filter.
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -276,6 +307,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Node(args) => report(node::run(args).await),
             Command::Discovery(args) => report(node::run_discovery(args).await),
             Command::Cluster(args) => report(cluster::run(args).await),
+            Command::Gateway(args) => report(node::run_gateway(args).await),
             Command::Get(args) => client::get(args).await,
             Command::Inc(args) => client::write(args, client::Op::Increment).await,
             Command::Dec(args) => client::write(args, client::Op::Decrement).await,

@@ -1,6 +1,6 @@
 //! `tally node` and `tally discovery`: long-running services until Ctrl-C.
 
-use super::{init_logging, DiscoveryArgs, NodeArgs};
+use super::{init_logging, DiscoveryArgs, GatewayArgs, NodeArgs};
 use crate::discovery::{self, DiscoveryConfig};
 use crate::service::{NodeOptions, NodeService};
 use anyhow::Context;
@@ -64,5 +64,34 @@ pub async fn run_discovery(args: DiscoveryArgs) -> anyhow::Result<()> {
         .context("waiting for Ctrl-C")?;
     token.cancel();
     server.await.context("discovery task")??;
+    Ok(())
+}
+
+/// Runs the gateway until Ctrl-C.
+pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    use crate::gateway::{GatewayConfig, NodeSource};
+    init_logging(&args.log);
+    let source = match args.discovery {
+        Some(url) => NodeSource::Discovery(url),
+        None => NodeSource::Static(args.nodes),
+    };
+    let node_token = super::secrets::api_token(args.node_token_file.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("gateway    http://{addr}");
+    println!("dashboard  http://{addr}/");
+    let token = CancellationToken::new();
+    let config = GatewayConfig {
+        node_token,
+        ..GatewayConfig::new(source)
+    };
+    let server = tokio::spawn(crate::gateway::serve(listener, config, token.clone()));
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    token.cancel();
+    server.await.context("gateway task")??;
     Ok(())
 }

@@ -21,6 +21,12 @@ pub struct AppState {
     pub node: Arc<Node>,
     /// The (durable) write path.
     pub writes: Writes,
+    /// The write-ahead log, with a data directory.
+    pub wal: Option<Arc<crate::wal::Wal>>,
+    /// The API's protection and its counters.
+    pub guard: Arc<super::Guard>,
+    /// This node's metrics registry.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// Shared state of the API handlers.

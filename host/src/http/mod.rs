@@ -18,24 +18,27 @@ mod amount;
 mod api;
 mod error;
 mod guard;
+mod metrics;
 
 pub use amount::{parse_by, MAX_BY};
 pub use api::AppState;
 pub use error::ApiError;
 pub use guard::{ApiOptions, Guard, GuardCounters};
+pub use metrics::WalMetrics;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
-use tally_std::Node;
 use tokio_util::sync::CancellationToken;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 4 * 1024;
 
-/// The node API's routes, protected as `options` says (token, rate limit, request deadline).
-pub fn router(node: Arc<Node>, writes: crate::durable::Writes, guard: Arc<Guard>) -> Router {
+/// The node API's routes (and its dashboard and `/metrics`), protected by the state's guard
+/// (token, rate limit, request deadline).
+pub fn router(app: Arc<AppState>) -> Router {
+    let guard = Arc::clone(&app.guard);
     let timeout = guard_timeout(&guard);
     Router::new()
         .route("/counter", get(api::counter))
@@ -45,15 +48,21 @@ pub fn router(node: Arc<Node>, writes: crate::durable::Writes, guard: Arc<Guard>
         .route("/state", get(api::state))
         .route("/peers", get(api::peers))
         .route("/health", get(api::health))
+        .route("/metrics", get(metrics::handler))
+        .merge(crate::dashboard::router())
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(guard, guard::check))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            metrics::count_requests,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        .with_state(Arc::new(AppState { node, writes }))
+        .with_state(app)
 }
 
 fn guard_timeout(guard: &Guard) -> std::time::Duration {

@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_SEGMENT_BYTES: u64 = 16 << 20;
 
 /// Where and how the log is kept.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct WalConfig {
+    /// Told of every fsync and batch (for metrics), if set.
+    pub observer: Option<std::sync::Arc<dyn WalObserver>>,
     /// The data directory (created if missing).
     pub dir: PathBuf,
     /// Size at which a segment is closed and the next one started.
@@ -27,14 +29,35 @@ pub struct WalConfig {
     pub fsync: FsyncPolicy,
 }
 
+/// Receives each fsync's duration and each batch's size, from the writer thread.
+pub trait WalObserver: Send + Sync {
+    /// One fsync took `took`.
+    fn fsync(&self, took: std::time::Duration);
+    /// One batch of `records` records was written.
+    fn batch(&self, records: u64);
+}
+
+impl std::fmt::Debug for dyn WalObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WalObserver")
+    }
+}
+
 impl WalConfig {
     /// Defaults (16 MiB segments, [`FsyncPolicy::Always`]) for `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
+            observer: None,
             dir: dir.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             fsync: FsyncPolicy::Always,
         }
+    }
+
+    /// Reports fsyncs and batches to `observer`.
+    pub fn observer(mut self, observer: std::sync::Arc<dyn WalObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// With another segment size.
@@ -126,6 +149,7 @@ impl Wal {
             stats: WalStats::default(),
             dir_dirty: false,
             last_sync: Instant::now(),
+            observer: config.observer.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("tally-wal".into())

@@ -69,6 +69,8 @@ pub(crate) struct Writer {
     /// A segment was created and its directory entry is not yet synced.
     pub dir_dirty: bool,
     pub last_sync: Instant,
+    /// Told of fsyncs and batches.
+    pub observer: Option<Arc<dyn super::handle::WalObserver>>,
 }
 
 impl Writer {
@@ -160,8 +162,14 @@ impl Writer {
             FsyncPolicy::Never => false,
         };
         if sync_due || closing || snapshot.is_some() {
+            let before = (self.stats.fsyncs, self.stats.fsync_total);
             self.active.sync(&mut self.stats)?;
             self.last_sync = Instant::now();
+            if let Some(o) = &self.observer {
+                if self.stats.fsyncs > before.0 {
+                    o.fsync(self.stats.fsync_total.saturating_sub(before.1));
+                }
+            }
         }
         if self.dir_dirty {
             self.sync_dir()?;
@@ -171,6 +179,9 @@ impl Writer {
         }
         if records > 0 {
             self.stats.record_batch(records, bytes);
+            if let Some(o) = &self.observer {
+                o.batch(records);
+            }
         }
         Ok(())
     }
