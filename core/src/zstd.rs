@@ -100,10 +100,18 @@ pub fn decompress(input: &[u8], limits: &FrameLimits) -> Result<Vec<u8>, WireErr
         .map_err(|_| WireError::ZstdMalformed)?;
     let expected = header.content_size.unwrap_or(0) as usize;
     let mut out: Vec<u8> = Vec::with_capacity(expected.min(limits.max_decompressed));
-    let step = limits.max_window.clamp(1024, 128 * 1024);
+    // RFC 8878: no block may exceed min(window, 128 KiB), compressed or regenerated. `ruzstd`
+    // does not enforce it, so every block is checked here before it is decoded.
+    let block_max = header.window.clamp(1, 128 * 1024) as usize;
     loop {
+        let produced = out.len().saturating_add(decoder.can_collect());
+        check_next_block(
+            src,
+            block_max,
+            limits.max_decompressed.saturating_sub(produced),
+        )?;
         let finished = decoder
-            .decode_blocks(&mut src, BlockDecodingStrategy::UptoBytes(step))
+            .decode_blocks(&mut src, BlockDecodingStrategy::UptoBlocks(1))
             .map_err(|_| WireError::ZstdMalformed)?;
         let ready = decoder.can_collect();
         if out.len().saturating_add(ready) > limits.max_decompressed {
@@ -135,6 +143,95 @@ pub fn decompress(input: &[u8], limits: &FrameLimits) -> Result<Vec<u8>, WireErr
     Ok(out)
 }
 
+/// Checks the block at the start of `src` against the block maximum and the output budget
+/// before `ruzstd` allocates for it: its type, its size, and for a compressed block the sizes
+/// its literals and sequences sections declare (RFC 8878 §3.1.1.2–3.1.1.3).
+fn check_next_block(src: &[u8], block_max: usize, budget: usize) -> Result<(), WireError> {
+    let h = src.get(..3).ok_or(WireError::ZstdMalformed)?;
+    let raw = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+    let block_type = (raw >> 1) & 3;
+    let size = (raw >> 3) as usize;
+    if size > block_max {
+        return Err(WireError::ZstdMalformed);
+    }
+    match block_type {
+        // Raw and RLE blocks regenerate exactly `size` bytes.
+        0 | 1 => {
+            if size > budget {
+                return Err(WireError::ZstdContentTooLarge);
+            }
+            Ok(())
+        }
+        2 => check_compressed(
+            src.get(3..3 + size).ok_or(WireError::ZstdMalformed)?,
+            block_max,
+        ),
+        _ => Err(WireError::ZstdMalformed),
+    }
+}
+
+/// The literals and sequences headers of a compressed block: neither may declare more than
+/// the block maximum, and reserved bits must be zero.
+fn check_compressed(block: &[u8], block_max: usize) -> Result<(), WireError> {
+    let b = |i: usize| {
+        block
+            .get(i)
+            .copied()
+            .map(usize::from)
+            .ok_or(WireError::ZstdMalformed)
+    };
+    let b0 = b(0)?;
+    let lit_type = b0 & 3;
+    let size_format = (b0 >> 2) & 3;
+    let (regenerated, header_len, compressed) = if lit_type < 2 {
+        // Raw or RLE literals.
+        let (regen, hl) = match size_format {
+            0 | 2 => (b0 >> 3, 1),
+            1 => ((b0 >> 4) | b(1)? << 4, 2),
+            _ => ((b0 >> 4) | b(1)? << 4 | b(2)? << 12, 3),
+        };
+        (regen, hl, if lit_type == 0 { regen } else { 1 })
+    } else {
+        // Compressed or treeless literals: regenerated and compressed sizes.
+        match size_format {
+            0 | 1 => {
+                let v = b0 >> 4 | b(1)? << 4 | b(2)? << 12;
+                (v & 0x3ff, 3, v >> 10)
+            }
+            2 => {
+                let v = b0 >> 4 | b(1)? << 4 | b(2)? << 12 | b(3)? << 20;
+                (v & 0x3fff, 4, v >> 14)
+            }
+            _ => {
+                let v = b0 >> 4 | b(1)? << 4 | b(2)? << 12 | b(3)? << 20 | b(4)? << 28;
+                (v & 0x3ffff, 5, v >> 18)
+            }
+        }
+    };
+    if regenerated > block_max {
+        return Err(WireError::ZstdMalformed);
+    }
+    let seq_at = header_len + compressed;
+    let s0 = match block.get(seq_at) {
+        Some(&v) => usize::from(v),
+        None => return Ok(()),
+    };
+    let (sequences, count_len) = match s0 {
+        0..=127 => (s0, 1),
+        128..=254 => (((s0 - 128) << 8) | b(seq_at + 1)?, 2),
+        _ => ((b(seq_at + 1)? | b(seq_at + 2)? << 8) + 0x7f00, 3),
+    };
+    // Symbol_Compression_Modes: its two reserved bits must be zero.
+    if sequences > 0 && b(seq_at + count_len)? & 3 != 0 {
+        return Err(WireError::ZstdMalformed);
+    }
+    // Every sequence regenerates at least 3 bytes (the shortest match).
+    if regenerated.saturating_add(sequences.saturating_mul(3)) > block_max {
+        return Err(WireError::ZstdMalformed);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +255,35 @@ mod tests {
             decompress(&[1, 2, 3], &FrameLimits::HOST),
             Err(WireError::ZstdMalformed)
         );
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn oversized_blocks_are_refused_before_decoding() {
+        // Found by fuzzing: blocks larger than the block maximum, which ruzstd decoded (up to
+        // megabytes of heap) and libzstd rejects as corrupt.
+        for (frame, what) in [
+            ("28b52ffd00002d0000fdffff3500", "RLE literals of 1 MiB"),
+            ("28b52ffd00290000002d0000cd00413500", "a block over the maximum"),
+            (
+                "28b52ffd0021cd0100740284a174cc01a26964ae3132372e302e302e313a39303030a3696e6382cf00033101a364656381300601601144c902efed3d0c8735ae9b79",
+                "reserved bits set in Symbol_Compression_Modes",
+            ),
+            (
+                "28b52ffd2069cd0100740284a174cc3ba26964ae3132372e300000002e302e313a3900007b55498b5980303030a3696e6382cf0003310130d8d8d8d8d8d8d8d8000284",
+                "20,224 sequences in a 57-byte block",
+            ),
+        ] {
+            for limits in [FrameLimits::MCU, FrameLimits::HOST] {
+                let r = decompress(&hex(frame), &limits);
+                assert!(r.is_err(), "{what}: {r:?}");
+            }
+        }
     }
 }

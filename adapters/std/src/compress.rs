@@ -57,8 +57,14 @@ mod tests {
         let mut frame = vec![FLAG_ZSTD];
         frame.extend_from_slice(&buf[..n]);
         assert_eq!(decode(&frame, &FrameLimits::MCU).unwrap().bytes(), &msg[..]);
-        let mut random: Vec<u8> = (0..2000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut random: Vec<u8> = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
             .collect();
         assert_eq!(zstd_in_place(&mut random, 2000), None);
     }
