@@ -147,7 +147,10 @@ pub fn decompress(input: &[u8], limits: &FrameLimits) -> Result<Vec<u8>, WireErr
 /// before `ruzstd` allocates for it: its type, its size, and for a compressed block the sizes
 /// its literals and sequences sections declare (RFC 8878 §3.1.1.2–3.1.1.3).
 fn check_next_block(src: &[u8], block_max: usize, budget: usize) -> Result<(), WireError> {
-    let h = src.get(..3).ok_or(WireError::ZstdMalformed)?;
+    let h: [u8; 3] = src
+        .get(..3)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(WireError::ZstdMalformed)?;
     let raw = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
     let block_type = (raw >> 1) & 3;
     let size = (raw >> 3) as usize;
