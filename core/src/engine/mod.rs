@@ -342,18 +342,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     self.digest = None;
                     changed = true;
                 }
-                if out.input_behind && self.may_push_back(slot, now) {
-                    let since = self.knowledge(slot, now);
-                    if self.has_changes_since(since) {
-                        self.reply(
-                            slot,
-                            from,
-                            Outgoing::Push {
-                                since,
-                                backstop: false,
-                            },
-                            now,
-                        );
+                if out.input_behind {
+                    if self.may_push_back(slot, now) {
+                        self.push_what_it_lacks(from, slot, now);
                     }
                 } else {
                     // The Push held everything we hold: so does its sender.
@@ -452,21 +443,26 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         self.counter.changed_since(since).next().is_some()
     }
 
+    /// Queues a Push of what `from` is not known to hold (everything, without knowledge);
+    /// returns false when there is nothing to send.
+    fn push_what_it_lacks(&mut self, from: NodeId<L>, slot: Option<usize>, now: Instant) -> bool {
+        let since = self.knowledge(slot, now);
+        if !self.has_changes_since(since) {
+            return false;
+        }
+        let what = Outgoing::Push {
+            since,
+            backstop: false,
+        };
+        self.reply(slot, from, what, now);
+        true
+    }
+
     /// A DigestPull whose digest differs from ours: push what the peer may lack; if it lacks
     /// nothing of ours, it has something we lack, so ask for it (at most once per sync interval,
     /// so two nodes can never bounce DigestPulls).
     fn answer_mismatch(&mut self, from: NodeId<L>, slot: Option<usize>, now: Instant) {
-        let since = self.knowledge(slot, now);
-        if self.has_changes_since(since) {
-            self.reply(
-                slot,
-                from,
-                Outgoing::Push {
-                    since,
-                    backstop: false,
-                },
-                now,
-            );
+        if self.push_what_it_lacks(from, slot, now) {
             return;
         }
         // We already asked it recently and it still differs while lacking nothing of ours:

@@ -43,13 +43,7 @@ pub async fn increment(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let by = parse_by(&body.map_err(body_error)?)?;
-    let value = app
-        .writes
-        .apply(Op::Increment, by)
-        .await
-        .map_err(write_error)?;
-    Ok(Json(json!({ "value": value, "node": app.node.id() })))
+    write(&app, Op::Increment, body).await
 }
 
 /// `POST /decrement` with optional `{"by": N}` → `{"value": V, "node": ID}`.
@@ -57,12 +51,16 @@ pub async fn decrement(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    write(&app, Op::Decrement, body).await
+}
+
+async fn write(
+    app: &AppState,
+    op: Op,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let by = parse_by(&body.map_err(body_error)?)?;
-    let value = app
-        .writes
-        .apply(Op::Decrement, by)
-        .await
-        .map_err(write_error)?;
+    let value = app.writes.apply(op, by).await.map_err(write_error)?;
     Ok(Json(json!({ "value": value, "node": app.node.id() })))
 }
 
