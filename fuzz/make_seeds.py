@@ -128,31 +128,134 @@ def main() -> None:
         ),
     )
 
+    # engine_handle: a mode byte (0: no key, 1: keyed), then operations.
     add_peer_b = bytes([7, 0])
-    write("engine_handle", "a", op_frame(A) + op_drain() + op_timeout(2000, 1) + op_drain())
-    write("engine_handle", "b", add_peer_b + op_frame(B) + op_drain())
-    write("engine_handle", "c", op_frame(C, from_idx=1) + op_drain(0))
+    unkeyed = b"\x00"
+    write("engine_handle", "a", unkeyed + op_frame(A) + op_drain() + op_timeout(2000, 1) + op_drain())
+    write("engine_handle", "b", unkeyed + add_peer_b + op_frame(B) + op_drain())
+    write("engine_handle", "c", unkeyed + op_frame(C, from_idx=1) + op_drain(0))
     write(
         "engine_handle",
         "e",
-        op_frame(b"\x00" + E1) + op_frame(b"\x00" + E2) + bytes([0, 5]) + op_drain(),
+        unkeyed
+        + op_frame(b"\x00" + E1)
+        + op_frame(b"\x00" + E2)
+        + bytes([0, 5])
+        + op_drain(),
     )
     write(
         "engine_handle",
         "zstd",
-        op_frame(b"\x80" + zstd(A[1:])) + op_timeout(20000, 3) + op_drain(0x55),
+        unkeyed + op_frame(b"\x80" + zstd(A[1:])) + op_timeout(20000, 3) + op_drain(0x55),
     )
-    write(
-        "engine_handle",
-        "push",
+    pushes = (
         add_peer_b
         + op_push(0, 1, 0, [(1, 3, 1), (6, 9, 0), (0, 2, 2)])
         + bytes([1, 2])
         + op_push(1, 2, 1 | 2 | 8, [(7, 1, 0), (6, 10, 4), (7, 5, 5)])
         + op_timeout(2500, 7)
         + op_drain(0x55)
-        + op_push(0, 1, 0, [(8, 1, 1)], mutate=[(20, 0x01)]),
+        + op_push(0, 1, 0, [(8, 1, 1)], mutate=[(20, 0x01)])
     )
+    write("engine_handle", "push", unkeyed + pushes)
+    # Keyed: Pushes sealed with the key (flags bits 4-5 = 0), another key (1), none (2); the
+    # spec's unauthenticated vectors (refused); a replay of the last accepted frame (op 9).
+    keyed = b"\x01"
+    write(
+        "engine_handle",
+        "keyed",
+        keyed
+        + add_peer_b
+        + op_push(0, 1, 0x00, [(1, 3, 1), (6, 9, 0)])
+        + op_push(1, 2, 0x10, [(7, 50, 0)])
+        + op_push(1, 2, 0x20 | 2, [(7, 60, 0)])
+        + op_frame(A)
+        + bytes([9, 0, 9, 1])
+        + op_timeout(2500, 7)
+        + op_drain(0x55)
+        + op_push(0, 1, 0x02 | 0x08, [(8, 1, 1)], mutate=[(20, 0x01)]),
+    )
+    write("engine_handle", "keyed-push", keyed + pushes)
+
+    # wal_recovery: a setup byte (bits 0-1 segment size, 2-3 first sequence number), then
+    # operations (see fuzz_targets/wal_recovery.rs).
+    def wal_local(ident, inc, dec):
+        return bytes([1, 0, ident, inc, dec])
+
+    def wal_snapshot(entries):
+        out = bytes([2, 0, len(entries)])
+        for ident, inc, dec in entries:
+            out += bytes([ident, inc, dec])
+        return out
+
+    next_segment = bytes([0, 1])
+    write("wal_recovery", "locals", bytes([2]) + wal_local(0, 1, 0) + wal_local(0, 2, 0) + wal_local(1, 7, 3))
+    write(
+        "wal_recovery",
+        "snapshot-then-locals",
+        bytes([2])
+        + wal_local(0, 1, 0)
+        + next_segment
+        + wal_snapshot([(0, 1, 0), (1, 4, 4)])
+        + wal_local(0, 2, 0)
+        + next_segment
+        + wal_local(2, 9, 0),
+    )
+    # A torn tail: the last record cut 5 bytes short.
+    write(
+        "wal_recovery",
+        "torn-tail",
+        bytes([2]) + wal_local(0, 1, 0) + wal_local(0, 2, 0) + bytes([3]) + struct.pack("<H", 5),
+    )
+    # A gap in the sequence (a segment missing), a flipped byte, a stray file.
+    write(
+        "wal_recovery",
+        "gap",
+        bytes([2]) + wal_local(0, 1, 0) + bytes([0, 8]) + wal_local(0, 5, 0),
+    )
+    write(
+        "wal_recovery",
+        "flip",
+        bytes([2]) + wal_local(0, 1, 0) + wal_local(1, 2, 0) + bytes([5, 0]) + struct.pack("<H", 30) + bytes([0x40]),
+    )
+    write("wal_recovery", "stray", bytes([1]) + wal_local(0, 1, 0) + bytes([7, 0, 3]) + b"abc")
+    write("wal_recovery", "newer-version", bytes([2]) + wal_local(0, 1, 0) + bytes([6, 1]))
+    write("wal_recovery", "out-of-range", bytes([2 | (2 << 2)]) + wal_local(0, 1, 0))
+
+    # http_api: a mode byte (0 raw to the node, 1 raw to discovery, 2 node request,
+    # 3 discovery request), then its input (see fuzz_targets/http_api.rs).
+    token = "fuzz-token-7f3a9c1e"
+    write(
+        "http_api",
+        "raw-increment",
+        b"\x00POST /increment HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"by\": 5}"
+        + b"GET /counter HTTP/1.1\r\nHost: n\r\n\r\n",
+    )
+    write("http_api", "raw-unauthorized", b"\x00POST /decrement HTTP/1.1\r\nHost: n\r\nContent-Length: 0\r\n\r\n")
+    write(
+        "http_api",
+        "raw-chunked",
+        b"\x00POST /increment HTTP/1.1\r\nHost: n\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"by\r\n5\r\n\": 2}\r\n0\r\n\r\n",
+    )
+    write(
+        "http_api",
+        "raw-register",
+        b"\x01POST /register HTTP/1.1\r\nHost: d\r\nContent-Length: 27\r\n\r\n{\"addr\": \"127.0.0.1:9000\"}",
+    )
+    # Node requests: method, target, authorization kind, shape, body.
+    write("http_api", "inc-by", bytes([2, 1, 1, 0, 2]) + b'{"by": 7}')
+    write("http_api", "dec-empty", bytes([2, 1, 2, 0, 0]))
+    write("http_api", "inc-no-token", bytes([2, 1, 1, 1, 0]) + b'{"by": 1}')
+    write("http_api", "inc-bad-by", bytes([2, 1, 1, 0, 2]) + b'{"by": -1}')
+    write("http_api", "inc-too-large", bytes([2, 1, 1, 0, 3]))
+    write("http_api", "get-state", bytes([2, 0, 4, 1, 0]))
+    write("http_api", "wrong-method", bytes([2, 2, 0, 0, 0]))
+    write("http_api", "register", bytes([3, 0]) + b'{"addr": "127.0.0.1:9001", "http": "http://127.0.0.1:8001"}')
+    write("http_api", "heartbeat-bad", bytes([3, 1]) + b'{"addr": "nope"}')
 
 
 if __name__ == "__main__":

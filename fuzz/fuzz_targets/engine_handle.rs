@@ -1,9 +1,10 @@
 //! Model-based fuzzing of `GrowableEngine<255>` (host config, id and listen address `a:1`).
 //!
-//! The input is a sequence of operations, read by a small byte reader (so seeds can be
-//! written by hand; see `fuzz/README.md` for the format):
+//! The input is a mode byte (bit 0: the engine has a cluster key, spec §8) and a sequence of
+//! operations, read by a small byte reader (so seeds can be written by hand; see
+//! `fuzz/README.md` for the format):
 //!
-//! | op byte % 9 | operation | operands |
+//! | op byte % 10 | operation | operands |
 //! |---|---|---|
 //! | 0 | `increment(by)` | `by: u8` |
 //! | 1 | `decrement(by)` | `by: u8` |
@@ -14,6 +15,7 @@
 //! | 6 | `poll_transmit` until `None` into a 64 KiB buffer | `delivered: u8` (bit per transmit) |
 //! | 7 | `add_peer(addr, Static, now)` | `addr: u8` |
 //! | 8 | `remove_peer(addr)` | `addr: u8` |
+//! | 9 | replay the last frame the engine accepted | `from: u8` (0: the same sender) |
 //!
 //! The model is a map id → (inc, dec): the per-id max of everything the engine accepted, plus
 //! the local operations. Frames are parsed with the same core API before they are handed to
@@ -24,19 +26,25 @@
 //! input changed nothing, the cached digest is the digest of the state, and the stats add up.
 //! Everything the engine sends must be a valid frame from `a:1` that re-emits byte for byte;
 //! a Push carries the current totals, and a DigestPull the current digest.
+//!
+//! With a key, checked apart from the core's own decoding: every frame the engine accepts
+//! carries `FLAG_AUTH` and the HMAC-SHA256 tag of this key (computed here); a generated Push
+//! that is unsealed or sealed with another key is refused as `Unauthenticated`; a replayed
+//! Push changes nothing; every frame the engine sends carries a valid tag.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
+use tally_core::auth::{ClusterKey, TAG_LEN};
 use tally_core::counter::origin_of;
 use tally_core::digest::digest;
 use tally_core::frame::{self, is_gossip_address, split_header, FrameLimits};
 use tally_core::message::entry_len;
 use tally_core::{
     Config, CounterError, Duration, GrowableEngine, Instant, Message, MessageLimits, MessageType,
-    NodeId, PeerError, PeerSource, WireError, FLAG_ZSTD,
+    NodeId, PeerError, PeerSource, WireError, FLAG_AUTH, FLAG_ZSTD,
 };
 
 type Node = GrowableEngine<255>;
@@ -54,6 +62,32 @@ const FROM: [&str; 8] = [
     "x:0",
 ];
 const TX_BUF: usize = 64 * 1024;
+/// The cluster key of keyed mode, and a key of another cluster.
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const OTHER_KEY: &str = "f0e0d0c0b0a090807060504030201000";
+
+fn key(hex: &str) -> ClusterKey {
+    ClusterKey::from_hex(hex).expect("a valid key")
+}
+
+/// Whether `frame` carries `FLAG_AUTH` and the tag of `k`, computed here from the bytes.
+fn tagged_with(k: &ClusterKey, frame: &[u8]) -> bool {
+    match frame.split_last_chunk::<TAG_LEN>() {
+        Some((body, tag)) => {
+            body.first().is_some_and(|f| f & FLAG_AUTH != 0) && k.tag(body) == *tag
+        }
+        None => false,
+    }
+}
+
+/// Seals `frame` as §8 says: the auth flag, then the tag of everything before it.
+fn seal(k: &ClusterKey, frame: &mut Vec<u8>) {
+    if let Some(f) = frame.first_mut() {
+        *f |= FLAG_AUTH;
+    }
+    let tag = k.tag(frame);
+    frame.extend_from_slice(&tag);
+}
 
 /// A forgiving reader: past the end every number is 0 and every slice empty.
 struct Input<'a>(&'a [u8]);
@@ -157,7 +191,7 @@ fn expect(config: &Config, from: &str, frame: &[u8]) -> Expected {
     if !is_gossip_address(from) || NodeId::<255>::new(from).is_err() {
         return Err(WireError::BadHeader);
     }
-    let body = frame::decode(frame, &config.frame_limits)?;
+    let body = frame::decode_keyed(frame, &config.frame_limits, config.cluster_key.as_ref())?;
     let m = Message::parse(body.bytes(), &config.message_limits)?;
     let kind = m.message_type();
     let mut values = Vec::new();
@@ -184,12 +218,15 @@ struct Harness {
     /// The current operation was a successful local increment or decrement.
     local_touched: bool,
     buf: Vec<u8>,
+    /// The last frame the engine accepted, and its sender.
+    last_ok: Option<(String, Vec<u8>)>,
 }
 
 impl Harness {
-    fn new() -> Self {
+    fn new(keyed: bool) -> Self {
         let id = NodeId::new(LOCAL).expect("valid id");
-        let config = Config::host();
+        let mut config = Config::host();
+        config.cluster_key = keyed.then(|| key(KEY));
         let node = Node::new(id, id, config, Instant::ZERO).expect("engine");
         let mut model = Model::new();
         model.insert(LOCAL.to_owned(), (0, 0));
@@ -206,6 +243,7 @@ impl Harness {
             origin: 0,
             local_touched: false,
             buf: vec![0u8; TX_BUF],
+            last_ok: None,
         }
     }
 
@@ -234,14 +272,24 @@ impl Harness {
         }
     }
 
-    fn handle(&mut self, from: &str, frame: &[u8]) {
+    /// Hands `frame` to the engine and checks the outcome against the model; returns the
+    /// engine's answer.
+    fn handle(&mut self, from: &str, frame: &[u8]) -> Result<bool, WireError> {
         let expected = expect(&self.config, from, frame);
         let before = snapshot(&self.node);
         let value_before = self.node.value();
         self.bytes_in += frame.len() as u64;
         let got = self.node.handle(self.now, from, frame);
+        let answer = got.map(|h| h.changed);
         match (got, expected) {
             (Ok(h), Ok((kind, values))) => {
+                if let Some(k) = &self.config.cluster_key {
+                    assert!(
+                        tagged_with(k, frame),
+                        "accepted a frame without a valid tag"
+                    );
+                }
+                self.last_ok = Some((from.to_owned(), frame.to_vec()));
                 assert_eq!(h.message, kind, "message type");
                 self.handled_ok += 1;
                 let mut changed = false;
@@ -272,10 +320,13 @@ impl Harness {
             // these inputs cannot reach.
             (got, want) => panic!("engine {got:?}, model {want:?} for frame {frame:02x?}"),
         }
+        answer
     }
 
-    /// A Push built from a small map, plain or zstd, sorted or in input order.
-    fn build_push(&mut self, inp: &mut Input<'_>) -> (String, Vec<u8>) {
+    /// A Push built from a small map, plain or zstd, sorted or in input order; in keyed mode
+    /// sealed with the key, another key or not at all. Returns the sender, the frame and
+    /// whether it carries the right tag.
+    fn build_push(&mut self, inp: &mut Input<'_>) -> (String, Vec<u8>, bool) {
         let from = FROM[usize::from(inp.u8()) % FROM.len()].to_owned();
         let sender = pool_id(inp.u8());
         let flags = inp.u8();
@@ -329,7 +380,18 @@ impl Harness {
             frame.push(0);
             frame.extend_from_slice(&msg);
         }
-        (from, frame)
+        let mut right_tag = self.config.cluster_key.is_none();
+        if self.config.cluster_key.is_some() {
+            match (flags >> 4) % 3 {
+                0 => {
+                    seal(&key(KEY), &mut frame);
+                    right_tag = true;
+                }
+                1 => seal(&key(OTHER_KEY), &mut frame),
+                _ => {}
+            }
+        }
+        (from, frame, right_tag)
     }
 
     fn timeout(&mut self, seed: u8) {
@@ -358,10 +420,27 @@ impl Harness {
             let payload = &self.buf[..t.len];
             let (from, frame) = split_header(payload).expect("engine sent a bad §2 header");
             assert_eq!(from, LOCAL, "header address");
+            let plain_flags = match &self.config.cluster_key {
+                Some(k) => {
+                    assert!(
+                        tagged_with(k, frame),
+                        "engine sent a frame without a valid tag"
+                    );
+                    FLAG_AUTH
+                }
+                None => 0,
+            };
             assert!(
-                !t.compressed && frame.first() == Some(&0),
+                !t.compressed && frame.first() == Some(&plain_flags),
                 "no compressor configured"
             );
+            let frame = match self.config.cluster_key {
+                Some(_) => &frame[1..frame.len() - TAG_LEN],
+                None => &frame[1..],
+            };
+            let mut unsealed = vec![0u8];
+            unsealed.extend_from_slice(frame);
+            let frame = &unsealed[..];
             let body = frame::decode(frame, &FrameLimits::HOST).expect("engine sent a bad frame");
             let m = Message::parse(body.bytes(), &MessageLimits::HOST)
                 .expect("engine sent a message that does not parse");
@@ -530,8 +609,9 @@ impl Harness {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut h = Harness::new();
     let mut inp = Input(data);
+    let keyed = inp.u8() & 1 != 0;
+    let mut h = Harness::new(keyed);
     let mut steps = 0;
     while let Some(op) = inp.op() {
         steps += 1;
@@ -539,7 +619,7 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let before = before(&h.node);
-        match op % 9 {
+        match op % 10 {
             0 => {
                 let by = u64::from(inp.u8());
                 h.local_op(by, false);
@@ -553,18 +633,28 @@ fuzz_target!(|data: &[u8]| {
                 let from = FROM[usize::from(inp.u8()) % FROM.len()];
                 let len = usize::from(inp.u16());
                 let frame = inp.bytes(len);
-                h.handle(from, frame);
+                let _ = h.handle(from, frame);
             }
             3 | 4 => {
                 h.advance(u64::from(inp.u8()));
-                let (from, mut frame) = h.build_push(&mut inp);
-                if op % 9 == 4 {
+                let (from, mut frame, right_tag) = h.build_push(&mut inp);
+                let mut mutated = false;
+                if op % 10 == 4 {
                     for _ in 0..inp.u8() % 4 {
                         let pos = usize::from(inp.u16()) % frame.len();
-                        frame[pos] ^= inp.u8();
+                        let xor = inp.u8();
+                        frame[pos] ^= xor;
+                        mutated |= xor != 0;
                     }
                 }
-                h.handle(&from, &frame);
+                let got = h.handle(&from, &frame);
+                if !right_tag && !mutated && is_gossip_address(&from) {
+                    assert_eq!(
+                        got,
+                        Err(WireError::Unauthenticated),
+                        "a Push without this cluster's tag"
+                    );
+                }
             }
             5 => {
                 h.advance(u64::from(inp.u16()) * 10);
@@ -579,9 +669,25 @@ fuzz_target!(|data: &[u8]| {
                 let addr = FROM[usize::from(inp.u8()) % FROM.len()];
                 h.add_peer(addr);
             }
-            _ => {
+            8 => {
                 let addr = FROM[usize::from(inp.u8()) % FROM.len()];
                 h.node.remove_peer(addr);
+            }
+            _ => {
+                // A replay, from its sender or from another address: a Push changes nothing.
+                let who = inp.u8();
+                if let Some((sender, frame)) = h.last_ok.clone() {
+                    let from = match who {
+                        0 => sender,
+                        k => FROM[usize::from(k) % FROM.len()].to_owned(),
+                    };
+                    let is_push = expect(&h.config, &from, &frame)
+                        .is_ok_and(|(kind, _)| kind == MessageType::Push);
+                    let got = h.handle(&from, &frame);
+                    if is_push {
+                        assert_eq!(got, Ok(false), "a replayed Push changed the state");
+                    }
+                }
             }
         }
         h.check(&before);

@@ -4,19 +4,15 @@
 //! decoder (libzstd, through the `zstd` crate) must decode to the same bytes; and the heap it
 //! uses on the way must stay in proportion to the limits (spec §3: refuse *before* allocating).
 //!
-//! Known core bug, reported and skipped here so that fuzzing can go on: `ruzstd` does not
-//! enforce the Block_Maximum_Size of RFC 8878 (min(window, 128 KiB)) and allocates what a
-//! block declares before the core's limits are checked (between blocks). A 14-byte frame
-//! whose compressed block declares up to 1 MiB of RLE literals is decoded (host limits) where
-//! libzstd says "Data corruption detected", and makes `decompress` allocate ~2.4 MB even
-//! with the 8 KiB microcontroller limits; a 67-byte frame declaring ~20,000 sequences in a
-//! 57-byte block makes it allocate 240 KB (up to ~1.2 MB for the most sequences a block can
-//! declare). Frames with such a block are exempt from the libzstd and heap checks (not from
-//! the others).
-//!
-//! Known divergence, reported: ruzstd ignores the Reserved bits of a compressed block's
-//! Symbol_Compression_Modes byte, which libzstd rejects ("Data corruption detected"); such
-//! frames are exempt from the libzstd check. Both are recognised by [`known_divergences`].
+//! Found by this target and fixed in the core: `ruzstd` does not enforce the
+//! Block_Maximum_Size of RFC 8878 (min(window, 128 KiB)) and allocated what a block declares
+//! before the core's limits were checked: a 14-byte frame declaring 1 MiB of RLE literals made
+//! `decompress` allocate ~2.4 MB under the 8 KiB microcontroller limits. It also ignores the
+//! Reserved bits of Symbol_Compression_Modes, which libzstd rejects. The core now refuses both
+//! before ruzstd sees the block, so these frames get every check above with no exemption;
+//! [`known_divergences`] only names them in the failure messages, and the seeds
+//! `seed-oversized-block`, `seed-rle-literals-1mib`, `seed-many-sequences` and
+//! `seed-reserved-bits` keep them in the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

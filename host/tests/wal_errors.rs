@@ -1,6 +1,7 @@
 //! Errors: a data directory that is a file, read-only, or full fails `open` with an error naming
 //! it; a write or fsync failure at run time poisons the log (every later append and wait fails,
-//! nothing is acknowledged silently); a newer format version is refused and left untouched.
+//! nothing is acknowledged silently); a newer format version, and a segment numbered beyond what
+//! any log reaches, are refused and left untouched.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +15,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use tally::wal::segment::segment_name;
+use tally::wal::format::{encode_header, encode_snapshot};
+use tally::wal::segment::{segment_name, MAX_SEQUENCE};
 use tally::wal::{SimStorage, Wal, WalConfig, WalError};
 
 fn names(err: &WalError, path: &Path) {
@@ -238,4 +240,41 @@ fn wal_error_newer_format_version_is_left_alone() {
     );
     names(&err, &path);
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "untouched");
+}
+
+#[test]
+fn wal_error_segment_number_out_of_range_is_left_alone() {
+    // Found by fuzzing: a directory whose newest segment is u64::MAX (and starts with a
+    // snapshot) made recovery delete the older segments, then fail to create the next one
+    // with a bare "already exists". Such numbers are refused before anything is touched.
+    let tmp = tempfile::tempdir().unwrap();
+    let older = tmp.path().join(segment_name(3));
+    std::fs::write(&older, encode_header(3)).unwrap();
+    for seq in [MAX_SEQUENCE + 1, u64::MAX] {
+        let path = tmp.path().join(segment_name(seq));
+        let mut bytes = encode_header(seq).to_vec();
+        encode_snapshot(&mut bytes, &[("a:1".into(), 5, 0)]).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Wal::open(WalConfig::new(tmp.path())).unwrap_err();
+        assert!(
+            matches!(err, WalError::SequenceOutOfRange { seq: s, .. } if s == seq),
+            "{err}"
+        );
+        names(&err, &path);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "untouched");
+        assert_eq!(
+            std::fs::read(&older).unwrap(),
+            encode_header(3),
+            "older segment kept"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+    // The bound itself is a segment like any other.
+    let path = tmp.path().join(segment_name(MAX_SEQUENCE));
+    let mut bytes = encode_header(MAX_SEQUENCE).to_vec();
+    encode_snapshot(&mut bytes, &[("a:1".into(), 5, 0)]).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let (wal, recovered) = Wal::open(WalConfig::new(tmp.path())).unwrap();
+    assert_eq!(recovered.entries, vec![("a:1".to_string(), 5, 0)]);
+    wal.wait(wal.append_local("a:1", 6, 0).unwrap()).unwrap();
 }

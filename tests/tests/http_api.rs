@@ -121,3 +121,39 @@ async fn listens_on_loopback_by_default() {
     assert!(s.node.local_addr().ip().is_loopback());
     s.stop().await;
 }
+
+/// The `"value"` number of a JSON answer, as written (serde_json's `Value` would round a number
+/// outside `i64`/`u64` to `f64`).
+fn value_literal(body: &str) -> Option<&str> {
+    let rest = body.split_once("\"value\":")?.1;
+    let end = rest.find([',', '}'])?;
+    Some(rest.get(..end)?.trim())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_beyond_i64_are_answered_exactly() {
+    // A counter's value is Σinc − Σdec over u64 totals: it spans ±(2^64 − 1) per entry, far
+    // beyond i64. A peer (or enough writes) can take it there; every route must still answer.
+    let s = service().await;
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{p}", s.url());
+    s.node.decrement(u64::MAX).unwrap();
+    let below = (-i128::from(u64::MAX)).to_string();
+    for route in ["/counter", "/local-counter", "/state"] {
+        let r = c.get(u(route)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET {route}");
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            value_literal(&body),
+            Some(below.as_str()),
+            "GET {route}: {body}"
+        );
+    }
+    // A write answers the exact value too.
+    let r = c.post(u("/increment")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.text().await.unwrap();
+    let after = (1 - i128::from(u64::MAX)).to_string();
+    assert_eq!(value_literal(&body), Some(after.as_str()), "{body}");
+    s.stop().await;
+}

@@ -61,6 +61,12 @@ pub async fn write(args: WriteArgs, op: Op) -> ExitCode {
     finish(answer, args.target.json, &url).await
 }
 
+/// The `value` of an answer, read exactly (a counter's value may lie outside i64).
+#[derive(serde::Deserialize)]
+struct ExactValue {
+    value: i128,
+}
+
 async fn finish(
     answer: Result<reqwest::Response, reqwest::Error>,
     json: bool,
@@ -74,7 +80,14 @@ async fn finish(
         }
     };
     let status = response.status();
-    let body: Value = match response.json().await {
+    let text = match response.text().await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {url} answered {status} without a readable body: {e}");
+            return ExitCode::from(UNREACHABLE);
+        }
+    };
+    let body: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {url} answered {status} without Tally JSON: {e}");
@@ -88,17 +101,21 @@ async fn finish(
             .unwrap_or("unknown error");
         eprintln!("error: {status}: {msg}");
         if json {
-            println!("{body}");
+            println!("{}", text.trim_end());
         }
         return ExitCode::FAILURE;
     }
     if json {
-        println!("{body}");
+        // As answered: `Value` would round a value outside i64/u64 to a float.
+        println!("{}", text.trim_end());
         return ExitCode::SUCCESS;
     }
     match body.get("value") {
         Some(v) => {
-            println!("{v}");
+            match serde_json::from_str::<ExactValue>(&text) {
+                Ok(exact) => println!("{}", exact.value),
+                Err(_) => println!("{v}"),
+            }
             ExitCode::SUCCESS
         }
         None => {

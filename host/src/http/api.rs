@@ -32,17 +32,59 @@ pub struct AppState {
 /// Shared state of the API handlers.
 pub type ApiState = Arc<AppState>;
 
+// The answers carrying a value are typed: serde_json writes an `i128` exactly, while its
+// `Value` (and so `json!`) cannot hold one outside `i64`/`u64`, and a counter's value spans
+// ±(2^64 − 1) per entry.
+
+/// `{"value": V, "node": ID}`.
+#[derive(Serialize)]
+pub struct ValueAnswer {
+    /// The counter's value (Σinc − Σdec).
+    pub value: i128,
+    /// The answering node's id.
+    pub node: String,
+}
+
+/// `GET /local-counter`.
+#[derive(Serialize)]
+pub struct LocalAnswer {
+    /// The answering node's id.
+    pub node: String,
+    /// Its own increments.
+    pub inc: u64,
+    /// Its own decrements.
+    pub dec: u64,
+    /// `inc − dec`.
+    pub value: i128,
+}
+
+/// `GET /state`.
+#[derive(Serialize)]
+pub struct StateAnswer {
+    /// The answering node's id.
+    pub node: String,
+    /// Non-zero increment totals by id.
+    pub inc: BTreeMap<String, u64>,
+    /// Non-zero decrement totals by id.
+    pub dec: BTreeMap<String, u64>,
+    /// The counter's value.
+    pub value: i128,
+}
+
 /// `GET /counter` → `{"value": V, "node": ID}`.
-pub async fn counter(State(app): State<ApiState>) -> Json<Value> {
+pub async fn counter(State(app): State<ApiState>) -> Json<ValueAnswer> {
     let node = &app.node;
-    Json(json!({ "value": node.value(), "node": node.id() }))
+    Json(ValueAnswer {
+        value: node.value(),
+        node: node.id(),
+    })
 }
 
 /// `POST /increment` with optional `{"by": N}` → `{"value": V, "node": ID}`.
 pub async fn increment(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ValueAnswer>, ApiError> {
     write(&app, Op::Increment, body).await
 }
 
@@ -50,7 +92,7 @@ pub async fn increment(
 pub async fn decrement(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ValueAnswer>, ApiError> {
     write(&app, Op::Decrement, body).await
 }
 
@@ -58,10 +100,13 @@ async fn write(
     app: &AppState,
     op: Op,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ValueAnswer>, ApiError> {
     let by = parse_by(&body.map_err(body_error)?)?;
     let value = app.writes.apply(op, by).await.map_err(write_error)?;
-    Ok(Json(json!({ "value": value, "node": app.node.id() })))
+    Ok(Json(ValueAnswer {
+        value,
+        node: app.node.id(),
+    }))
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
@@ -76,19 +121,19 @@ fn write_error(e: WriteError) -> ApiError {
 }
 
 /// `GET /local-counter` → this node's own totals.
-pub async fn local_counter(State(app): State<ApiState>) -> Json<Value> {
+pub async fn local_counter(State(app): State<ApiState>) -> Json<LocalAnswer> {
     let node = &app.node;
     let (inc, dec) = node.local();
-    Json(json!({
-        "node": node.id(),
-        "inc": inc,
-        "dec": dec,
-        "value": i128::from(inc) - i128::from(dec),
-    }))
+    Json(LocalAnswer {
+        node: node.id(),
+        inc,
+        dec,
+        value: i128::from(inc) - i128::from(dec),
+    })
 }
 
 /// `GET /state` → `{"inc": {id: n}, "dec": {id: n}}` (non-zero entries).
-pub async fn state(State(app): State<ApiState>) -> Json<Value> {
+pub async fn state(State(app): State<ApiState>) -> Json<StateAnswer> {
     let node = &app.node;
     let mut inc = BTreeMap::new();
     let mut dec = BTreeMap::new();
@@ -100,7 +145,12 @@ pub async fn state(State(app): State<ApiState>) -> Json<Value> {
             dec.insert(e.id, e.dec);
         }
     }
-    Json(json!({ "node": node.id(), "inc": inc, "dec": dec, "value": node.value() }))
+    Json(StateAnswer {
+        node: node.id(),
+        inc,
+        dec,
+        value: node.value(),
+    })
 }
 
 /// One peer in `GET /peers`.

@@ -74,6 +74,18 @@ pub enum WalError {
         /// The version in its header.
         version: u16,
     },
+    /// A segment numbered above [`MAX_SEQUENCE`](super::segment::MAX_SEQUENCE): a log starts
+    /// at 1 and counts up by one, so only a corrupt or foreign directory holds one. It is left
+    /// untouched.
+    #[error("segment {}: sequence number {seq} is above {}, which no log of Tally's reaches; \
+             the directory is corrupt or not Tally's; refusing to recover it",
+             path.display(), super::segment::MAX_SEQUENCE)]
+    SequenceOutOfRange {
+        /// The segment file.
+        path: PathBuf,
+        /// Its sequence number.
+        seq: u64,
+    },
     /// A record that cannot be encoded (id or entry count beyond the format's limits).
     #[error("invalid record: {0}")]
     InvalidRecord(#[from] RecordError),

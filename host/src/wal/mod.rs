@@ -104,6 +104,11 @@
 //! Segments older than the snapshot (an interrupted compaction) are deleted. The recovery time
 //! is logged at `info`.
 //!
+//! Two things are refused before any file is touched: a segment of a newer format version
+//! ([`WalError::UnsupportedVersion`]) and a segment numbered above
+//! [`segment::MAX_SEQUENCE`] (2^63, [`WalError::SequenceOutOfRange`]): a log starts at 1 and
+//! counts up by one, so only a corrupt or foreign directory holds one.
+//!
 //! ## Errors and the poisoned state
 //!
 //! A data directory that cannot be created, is not a directory, is read-only, is full, or is

@@ -4,7 +4,7 @@
 
 use super::error::WalError;
 use super::format::{decode, decode_header, DecodeError, HeaderError, RecordRef, HEADER_LEN};
-use super::segment::{list_segments, segment_name, ActiveSegment};
+use super::segment::{list_segments, segment_name, ActiveSegment, MAX_SEQUENCE};
 use super::storage::Storage;
 use super::Recovered;
 use std::collections::HashMap;
@@ -65,6 +65,12 @@ pub(crate) fn recover(
 ) -> Result<Opened, WalError> {
     let started = Instant::now();
     let seqs = list_segments(storage, dir)?;
+    // Refused before anything is read or changed (the numbers above keep rotation from ever
+    // running out).
+    if let Some(&seq) = seqs.last().filter(|&&s| s > MAX_SEQUENCE) {
+        let path = dir.join(segment_name(seq));
+        return Err(WalError::SequenceOutOfRange { path, seq });
+    }
 
     // Newest first, until a segment that starts with a valid snapshot: it and what follows it
     // are the log; anything older is garbage an interrupted compaction left behind.

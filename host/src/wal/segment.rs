@@ -7,6 +7,11 @@ use super::storage::{Storage, StorageFile};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The highest segment number recovery accepts (2^63). A log starts at 1 and counts up by one
+/// per segment, so a higher number means a corrupt or foreign directory; the 2^63 numbers
+/// above it are rotation's headroom, which no log can use up.
+pub const MAX_SEQUENCE: u64 = 1 << 63;
+
 /// The file name of segment `seq`: `wal-` + 16 lowercase hex digits + `.log`.
 pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:016x}.log")
