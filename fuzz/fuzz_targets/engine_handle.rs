@@ -46,6 +46,7 @@ use tally_core::{
     Config, CounterError, Duration, GrowableEngine, Instant, Message, MessageLimits, MessageType,
     NodeId, PeerError, PeerSource, WireError, FLAG_AUTH, FLAG_ZSTD,
 };
+use tally_fuzz::Input;
 
 type Node = GrowableEngine<255>;
 
@@ -87,36 +88,6 @@ fn seal(k: &ClusterKey, frame: &mut Vec<u8>) {
     }
     let tag = k.tag(frame);
     frame.extend_from_slice(&tag);
-}
-
-/// A forgiving reader: past the end every number is 0 and every slice empty.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn op(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn u8(&mut self) -> u8 {
-        self.op().unwrap_or(0)
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        for x in &mut b {
-            *x = self.u8();
-        }
-        u64::from_le_bytes(b)
-    }
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
-    }
 }
 
 /// The id pool of generated Pushes: the local id, the senders, others, and two long ids (255

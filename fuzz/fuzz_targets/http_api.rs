@@ -34,6 +34,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tally::discovery::{self, DiscoveryConfig, Registry};
 use tally::http::{self, parse_by, ApiOptions, AppState, MAX_BODY, MAX_BY};
+use tally_fuzz::Input;
 use tally_std::{Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -87,30 +88,6 @@ fn world() -> &'static World {
             discovery,
         }
     })
-}
-
-/// A forgiving reader: past the end every number is 0.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
-    }
-    fn rest(&mut self) -> &'a [u8] {
-        std::mem::take(&mut self.0)
-    }
 }
 
 /// Raw bytes into a hyper HTTP/1 connection serving `router`; returns what it answered.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use tally::wal::format::{encode_header, encode_local, encode_snapshot, HEADER_LEN};
 use tally::wal::segment::{parse_segment_name, segment_name, MAX_SEQUENCE};
 use tally::wal::{FsyncPolicy, SimStorage, Storage, Wal, WalConfig, WalError};
+use tally_fuzz::Input;
 
 const DIR: &str = "/data";
 /// The id recovery's follow-up append writes under.
@@ -33,41 +34,12 @@ const SEGMENT_BYTES: [u64; 4] = [1, 64, 4096, 16 << 20];
 /// of Tally's would need 2^63 segments to get there, so only a foreign directory does).
 const BASE_SEQ: [u64; 4] = [1, 1000, MAX_SEQUENCE + 1, u64::MAX - 4];
 
-/// A forgiving reader: past the end every number is 0 and every slice empty.
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn op(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn u8(&mut self) -> u8 {
-        self.op().unwrap_or(0)
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    fn u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        for x in &mut b {
-            *x = self.u8();
-        }
-        u64::from_le_bytes(b)
-    }
-    /// A total: small (`u8`) or any `u64`, as `wide` says.
-    fn total(&mut self, wide: bool) -> u64 {
-        if wide {
-            self.u64()
-        } else {
-            u64::from(self.u8())
-        }
-    }
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
+/// A total: small (`u8`) or any `u64`, as `wide` says.
+fn total(inp: &mut Input<'_>, wide: bool) -> u64 {
+    if wide {
+        inp.u64()
+    } else {
+        u64::from(inp.u8())
     }
 }
 
@@ -210,13 +182,13 @@ fn build(inp: &mut Input<'_>, base: u64) -> (Vec<Segment>, Vec<(String, Vec<u8>)
                 let wide = inp.u8() & 1 != 0;
                 let rec = if op % 8 == 1 {
                     let id = pool_id(inp.u8());
-                    Rec::Local(id, inp.total(wide), inp.total(wide))
+                    Rec::Local(id, total(inp, wide), total(inp, wide))
                 } else {
                     let k = inp.u8() % 8;
                     let mut entries: Vec<(String, u64, u64)> = Vec::new();
                     for _ in 0..k {
                         let id = pool_id(inp.u8());
-                        let (i, d) = (inp.total(wide), inp.total(wide));
+                        let (i, d) = (total(inp, wide), total(inp, wide));
                         entries.push((id, i, d));
                     }
                     Rec::Snapshot(entries)

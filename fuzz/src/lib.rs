@@ -1,4 +1,4 @@
-//! Checks shared by the fuzz targets.
+//! Checks shared by the fuzz targets, and the byte reader they take their inputs with.
 //!
 //! Every function here panics (which libFuzzer reports as a crash) when `tally-core` breaks one
 //! of its promises: a parsed message must re-emit into exactly `buffer_len()` bytes and parse
@@ -134,4 +134,49 @@ pub fn check_union(inc: &Entries<'_>, dec: &Entries<'_>) {
         fast_owned, model,
         "Union is not the per-id max of inc and dec"
     );
+}
+
+/// A forgiving reader of a fuzz input: past the end every number is 0 and every slice empty,
+/// so any input is a valid sequence of operations (and seeds can be written by hand).
+pub struct Input<'a>(pub &'a [u8]);
+
+impl<'a> Input<'a> {
+    /// The next byte, or `None` at the end (where a sequence of operations stops).
+    pub fn op(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    /// The next byte, 0 past the end.
+    pub fn u8(&mut self) -> u8 {
+        self.op().unwrap_or(0)
+    }
+
+    /// The next two bytes, little-endian.
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    /// The next eight bytes, little-endian.
+    pub fn u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        for x in &mut b {
+            *x = self.u8();
+        }
+        u64::from_le_bytes(b)
+    }
+
+    /// The next `n` bytes (fewer at the end).
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.0.len());
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        head
+    }
+
+    /// Everything left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.0)
+    }
 }
