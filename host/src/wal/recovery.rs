@@ -65,8 +65,8 @@ pub(crate) fn recover(
 ) -> Result<Opened, WalError> {
     let started = Instant::now();
     let seqs = list_segments(storage, dir)?;
-    // Refused before anything is read or changed (the numbers above keep rotation from ever
-    // running out).
+    // Refused before anything is read or changed: no log of ours gets there, and near
+    // u64::MAX the next segment could not be named.
     if let Some(&seq) = seqs.last().filter(|&&s| s > MAX_SEQUENCE) {
         let path = dir.join(segment_name(seq));
         return Err(WalError::SequenceOutOfRange { path, seq });

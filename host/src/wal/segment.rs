@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The highest segment number recovery accepts (2^63). A log starts at 1 and counts up by one
-/// per segment, so a higher number means a corrupt or foreign directory; the 2^63 numbers
-/// above it are rotation's headroom, which no log can use up.
+/// per segment, so it would need 2^63 segments to pass this: a higher number means a corrupt
+/// or foreign directory. Far below `u64::MAX`, the next segment can always be named.
 pub const MAX_SEQUENCE: u64 = 1 << 63;
 
 /// The file name of segment `seq`: `wal-` + 16 lowercase hex digits + `.log`.
