@@ -9,6 +9,7 @@
 
 use tally_core::frame::{decode, FLAG_ZSTD};
 use tally_core::{FrameLimits, Message, MessageLimits, WireError};
+use tally_tests::hex;
 
 fn push_bytes(n: usize) -> Vec<u8> {
     let entries: Vec<(String, u64)> = (0..n)
@@ -128,4 +129,90 @@ fn checksums_are_verified() {
         decode(&bad, &FrameLimits::HOST).unwrap_err(),
         WireError::ZstdChecksum
     );
+}
+
+/// Bytes of many shapes, from a seed: runs, noise, repeated phrases, Push messages.
+fn shaped(seed: u64, len: usize) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(len);
+    let phrases: Vec<Vec<u8>> = (0..8)
+        .map(|_| (0..rng.random_range(3..40)).map(|_| rng.random()).collect())
+        .collect();
+    while out.len() < len {
+        match rng.random_range(0..5) {
+            0 => {
+                let b: u8 = rng.random();
+                out.extend(std::iter::repeat_n(b, rng.random_range(1..3000)));
+            }
+            1 => out.extend((0..rng.random_range(1..500)).map(|_| rng.random::<u8>())),
+            2 | 3 => {
+                let p = &phrases[rng.random_range(0..phrases.len())];
+                for _ in 0..rng.random_range(1..20) {
+                    out.extend_from_slice(p);
+                }
+            }
+            _ => out.extend(push_bytes(rng.random_range(1..40))),
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn compress(data: &[u8], level: i32, window_log: Option<u32>, checksum: bool) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(level).unwrap();
+    c.include_checksum(checksum).unwrap();
+    if let Some(log) = window_log {
+        c.set_parameter(zstd::zstd_safe::CParameter::WindowLog(log))
+            .unwrap();
+    }
+    c.compress(data).unwrap()
+}
+
+#[test]
+fn libzstd_frames_of_every_shape_decode_exactly() {
+    // The core decodes every compressed block's sequences itself before ruzstd runs them (to
+    // bound what they regenerate): any frame libzstd writes must still decode, byte for byte.
+    // Levels from fast to ultra use every table mode (predefined, RLE, compressed, repeat) and
+    // multi-block frames.
+    let mut blocks = 0usize;
+    for seed in 0..60u64 {
+        for (len, limits, window_log) in [
+            (7 * 1024, FrameLimits::MCU, Some(13)),
+            (300 * 1024, FrameLimits::HOST, None),
+        ] {
+            let len = len * (seed as usize % 7 + 1) / 7;
+            let data = shaped(seed, len);
+            for level in [-5, 1, 3, 9, 19] {
+                let z = compress(&data, level, window_log, seed % 2 == 0);
+                blocks += z.len() / 1000 + 1;
+                let out = tally_core::zstd::decompress(&z, &limits)
+                    .unwrap_or_else(|e| panic!("seed {seed} len {len} level {level}: {e:?}"));
+                assert!(
+                    out == data,
+                    "seed {seed} len {len} level {level}: wrong bytes"
+                );
+            }
+        }
+    }
+    assert!(blocks > 600);
+}
+
+#[test]
+fn long_matches_are_refused_before_ruzstd_runs_them() {
+    // Found by fuzzing (zstd_frame): a 105-byte frame whose 57-byte block holds 39 literals and
+    // 6 sequences of long matches at offset 1. ruzstd checks a block's size only after each
+    // match, so it grew its buffer to 140 KB under the 8 KiB microcontroller limits — more heap
+    // than any board has. The core now reads the match lengths first and refuses the block.
+    let frame = hex(
+        "28b52ffd246ecd0100740284a174cc01a26964ae3132372e302e302e313a396964ae00696e6382cf00033201
+         a36465816330061000a040c902efed940c873222cd959595959595959595959595959595959595959595959595
+         959595959595959595952a2a2a2a2a2a",
+    );
+    for limits in [FrameLimits::MCU, FrameLimits::HOST] {
+        assert_eq!(
+            tally_core::zstd::decompress(&frame, &limits),
+            Err(WireError::ZstdMalformed)
+        );
+    }
 }

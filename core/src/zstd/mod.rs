@@ -4,12 +4,20 @@
 //! content size are compared with the receiver's limits before `ruzstd` is handed the bytes.
 //! Dictionaries and skippable frames are refused; a declared content checksum is verified
 //! (XXH64, low 32 bits); bytes after the frame are refused.
+//!
+//! Every block is checked before `ruzstd` decodes it (RFC 8878: no block regenerates more than
+//! min(window, 128 KiB)): its size, its literals, and for a compressed block the exact length
+//! its sequences regenerate, decoded by [`sequences`]. So nothing a frame declares can make
+//! `ruzstd` allocate beyond the window and the output limit.
+
+mod sequences;
 
 use crate::error::WireError;
 use crate::frame::FrameLimits;
 use alloc::vec::Vec;
 use core::hash::Hasher;
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+use sequences::Tables;
 
 const MAGIC: u32 = 0xFD2F_B528;
 
@@ -103,12 +111,14 @@ pub fn decompress(input: &[u8], limits: &FrameLimits) -> Result<Vec<u8>, WireErr
     // RFC 8878: no block may exceed min(window, 128 KiB), compressed or regenerated. `ruzstd`
     // does not enforce it, so every block is checked here before it is decoded.
     let block_max = header.window.clamp(1, 128 * 1024) as usize;
+    let mut tables = Tables::default();
     loop {
         let produced = out.len().saturating_add(decoder.can_collect());
         check_next_block(
             src,
             block_max,
             limits.max_decompressed.saturating_sub(produced),
+            &mut tables,
         )?;
         let finished = decoder
             .decode_blocks(&mut src, BlockDecodingStrategy::UptoBlocks(1))
@@ -144,9 +154,14 @@ pub fn decompress(input: &[u8], limits: &FrameLimits) -> Result<Vec<u8>, WireErr
 }
 
 /// Checks the block at the start of `src` against the block maximum and the output budget
-/// before `ruzstd` allocates for it: its type, its size, and for a compressed block the sizes
-/// its literals and sequences sections declare (RFC 8878 §3.1.1.2–3.1.1.3).
-fn check_next_block(src: &[u8], block_max: usize, budget: usize) -> Result<(), WireError> {
+/// before `ruzstd` allocates for it: its type, its size, and for a compressed block what its
+/// literals and sequences sections regenerate (RFC 8878 §3.1.1.2–3.1.1.3).
+fn check_next_block(
+    src: &[u8],
+    block_max: usize,
+    budget: usize,
+    tables: &mut Tables,
+) -> Result<(), WireError> {
     let h: [u8; 3] = src
         .get(..3)
         .and_then(|h| h.try_into().ok())
@@ -165,17 +180,25 @@ fn check_next_block(src: &[u8], block_max: usize, budget: usize) -> Result<(), W
             }
             Ok(())
         }
-        2 => check_compressed(
-            src.get(3..3 + size).ok_or(WireError::ZstdMalformed)?,
-            block_max,
-        ),
+        2 => {
+            let block = src.get(3..3 + size).ok_or(WireError::ZstdMalformed)?;
+            let regenerated = check_compressed(block, block_max, tables)?;
+            if regenerated > budget {
+                return Err(WireError::ZstdContentTooLarge);
+            }
+            Ok(())
+        }
         _ => Err(WireError::ZstdMalformed),
     }
 }
 
-/// The literals and sequences headers of a compressed block: neither may declare more than
-/// the block maximum, and reserved bits must be zero.
-fn check_compressed(block: &[u8], block_max: usize) -> Result<(), WireError> {
+/// The literals and sequences sections of a compressed block: what they regenerate may not
+/// exceed the block maximum, and reserved bits must be zero. Returns the bytes regenerated.
+fn check_compressed(
+    block: &[u8],
+    block_max: usize,
+    tables: &mut Tables,
+) -> Result<usize, WireError> {
     let b = |i: usize| {
         block
             .get(i)
@@ -217,22 +240,30 @@ fn check_compressed(block: &[u8], block_max: usize) -> Result<(), WireError> {
     let seq_at = header_len + compressed;
     let s0 = match block.get(seq_at) {
         Some(&v) => usize::from(v),
-        None => return Ok(()),
+        None => return Ok(regenerated),
     };
     let (sequences, count_len) = match s0 {
         0..=127 => (s0, 1),
         128..=254 => (((s0 - 128) << 8) | b(seq_at + 1)?, 2),
         _ => ((b(seq_at + 1)? | b(seq_at + 2)? << 8) + 0x7f00, 3),
     };
-    // Symbol_Compression_Modes: its two reserved bits must be zero.
-    if sequences > 0 && b(seq_at + count_len)? & 3 != 0 {
-        return Err(WireError::ZstdMalformed);
+    if sequences == 0 {
+        return Ok(regenerated);
     }
-    // Every sequence regenerates at least 3 bytes (the shortest match).
+    // Every sequence regenerates at least 3 bytes (the shortest match): a cheap bound first.
     if regenerated.saturating_add(sequences.saturating_mul(3)) > block_max {
         return Err(WireError::ZstdMalformed);
     }
-    Ok(())
+    // Then the exact lengths (Symbol_Compression_Modes' reserved bits are checked there).
+    let section = block
+        .get(seq_at + count_len..)
+        .ok_or(WireError::ZstdMalformed)?;
+    let lengths = tables.scan(section, sequences)?;
+    let total = (regenerated as u64).saturating_add(lengths.matches);
+    if lengths.literals > regenerated as u64 || total > block_max as u64 {
+        return Err(WireError::ZstdMalformed);
+    }
+    usize::try_from(total).map_err(|_| WireError::ZstdMalformed)
 }
 
 #[cfg(test)]
