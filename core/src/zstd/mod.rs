@@ -7,7 +7,7 @@
 //!
 //! Every block is checked before `ruzstd` decodes it (RFC 8878: no block regenerates more than
 //! min(window, 128 KiB)): its size, its literals, and for a compressed block the exact length
-//! its sequences regenerate, decoded by [`sequences`]. So nothing a frame declares can make
+//! its sequences regenerate, decoded by the `sequences` module. So nothing a frame declares can make
 //! `ruzstd` allocate beyond the window and the output limit.
 
 mod sequences;
