@@ -7,8 +7,8 @@
 //!
 //! Every block is checked before `ruzstd` decodes it (RFC 8878: no block regenerates more than
 //! min(window, 128 KiB)): its size, its literals, and for a compressed block the exact length
-//! its sequences regenerate, decoded by the `sequences` module. So nothing a frame declares can make
-//! `ruzstd` allocate beyond the window and the output limit.
+//! its sequences regenerate, decoded here by the `sequences` module. So nothing a frame
+//! declares can make `ruzstd` allocate beyond the window and the output limit.
 
 mod sequences;
 
