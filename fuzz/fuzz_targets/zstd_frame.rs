@@ -64,10 +64,16 @@ fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
     (r, PEAK.load(Relaxed).saturating_sub(base))
 }
 
-/// A generous bound on the heap `decompress` may use: the decoder's tables (valid frames
-/// measure 9–25 KB) plus a few times the window and the output limit.
+/// The heap `decompress` may use. Under the microcontroller limits: the smallest heap a board
+/// runs them with (the Pico W's 60 KiB; README, Boards), since a failed allocation aborts a
+/// board. Otherwise a generous bound: the decoder's tables (valid frames measure 9–25 KB) plus
+/// a few times the window and the output limit.
 fn heap_bound(l: &FrameLimits) -> usize {
-    64 * 1024 + 4 * (l.max_window + l.max_decompressed)
+    if *l == FrameLimits::MCU {
+        60 * 1024
+    } else {
+        64 * 1024 + 4 * (l.max_window + l.max_decompressed)
+    }
 }
 
 /// What the frame has of the known, reported divergences (see the module docs).
