@@ -33,8 +33,8 @@ impl FrameLimits {
     };
     /// Microcontroller defaults: 4 KiB frames, 8 KiB messages, 8 KiB window.
     ///
-    /// Heap needed by `ruzstd` to decode (measured on the emulated suites): about 47–54 KB for
-    /// an 8 KiB message, 29 KB for a 4 KiB one. `ruzstd` panics when an allocation fails, so
+    /// Heap needed by `ruzstd` to decode (measured on the emulated suites): about 49–54 KB for
+    /// an 8 KiB message, 30 KB for a 4 KiB one. `ruzstd` panics when an allocation fails, so
     /// size the heap for `max_decompressed`, or lower it (the W5500 board uses 4 KiB).
     pub const MCU: FrameLimits = FrameLimits {
         max_frame: 4 << 10,
