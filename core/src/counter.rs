@@ -254,6 +254,25 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
         Ok(now)
     }
 
+    /// Raises the local totals to at least `(inc, dec)` (per-field max): how a durable write
+    /// is committed, its record carrying the totals after it. Returns whether anything rose.
+    pub fn raise_local(&mut self, inc: u64, dec: u64) -> Result<bool, CounterError> {
+        let version = self.version.saturating_add(1);
+        let e = self.local_mut()?;
+        let (up_inc, up_dec) = (inc.saturating_sub(e.inc), dec.saturating_sub(e.dec));
+        if up_inc == 0 && up_dec == 0 {
+            return Ok(false);
+        }
+        e.inc += up_inc;
+        e.dec += up_dec;
+        e.changed = version;
+        e.origin = 0;
+        self.version = version;
+        self.total_inc += u128::from(up_inc);
+        self.total_dec += u128::from(up_dec);
+        Ok(true)
+    }
+
     fn local_mut(&mut self) -> Result<&mut Entry<L>, CounterError> {
         let local = self.local;
         let slice = self.entries.as_mut_slice();

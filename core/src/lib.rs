@@ -14,6 +14,8 @@
 //! | [`digest`] | the XXH64 state digest of spec §5, streamed |
 //! | [`auth`] | cluster keys and the HMAC-SHA256 frame tags of spec §8 |
 //! | [`peers`], [`engine`] | failure detection and the sans-IO gossip engine |
+//! | [`replica`] | the node: engine + identity + persistence protocol + events + transport counters |
+//! | [`store`] | the one codec (and format version) of what a node persists, on disk or in flash |
 //! | `sim` (feature `sim`) | N engines on virtual time over a simulated network |
 //!
 //! ## Who owns I/O and time
@@ -65,7 +67,7 @@
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
 mod fmt;
@@ -80,9 +82,11 @@ pub mod id;
 pub mod message;
 mod msgpack;
 pub mod peers;
+pub mod replica;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
+pub mod store;
 pub mod time;
 pub mod union;
 #[cfg(feature = "zstd")]
@@ -97,6 +101,10 @@ pub use id::{IdError, NodeId};
 pub use message::{Entries, Message, MessageLimits, MessageType};
 pub use msgpack::BufferTooSmall;
 pub use peers::{Detector, Peer, PeerSource, PeerState, PeerTable};
+pub use replica::{
+    Event, FixedReplica, Identity, Incarnation, Ingress, LocalOp, PersistKind, Persisting,
+    Prepared, Replica, ReplicaConfig, SnapshotPolicy, TransportStats,
+};
 pub use slots::{CapacityExceeded, Slots};
 pub use time::{Duration, Instant, Stamp};
 
@@ -104,6 +112,8 @@ pub use time::{Duration, Instant, Stamp};
 pub use counter::GrowableCounter;
 #[cfg(feature = "alloc")]
 pub use engine::GrowableEngine;
+#[cfg(feature = "alloc")]
+pub use replica::GrowableReplica;
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
 

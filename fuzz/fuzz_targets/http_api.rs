@@ -59,7 +59,7 @@ fn world() -> &'static World {
             .expect("runtime");
         let loopback: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let mut config = NodeConfig::new(loopback);
-        config.id = Some("fuzz:1".to_owned());
+        config.name = Some("fuzz:1".to_owned());
         let node = Arc::new(Node::start(config).expect("node on loopback"));
         let guard = http::Guard::new(ApiOptions {
             token: Some(TOKEN.to_owned()),

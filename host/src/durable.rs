@@ -1,27 +1,24 @@
-//! Durable writes: a node's increments go through the write-ahead log and are answered only
-//! once their record is durable; snapshots compact the log; recovery restores the state before
-//! the node serves; the node's entry id never goes backwards.
+//! Durable writes on hosts: the node's replica hands its records to the write-ahead log
+//! ([`WalJournal`]), a write is answered only once its record is durable, merged state is
+//! snapshotted through the same stream, and recovery restores the state before the node serves.
 //!
 //! ## Identity: a fresh incarnation, never a reused entry
 //!
-//! If a node's data were lost while its peers still held a higher entry for its id, its new
-//! increments would be swallowed by the merge (per-entry max) until it caught up — and lost
-//! forever if it never did. Tally makes that impossible: the entry a node counts under is
-//! `ID#INCARNATION`, where the incarnation is 8 random hex digits created with the data
-//! directory (the whole entry id is kept in the file `IDENTITY`, written and fsynced before the
-//! first write, and reused by every later start, whatever its listen address) — and, without a
-//! data directory, created anew at every start. A node that lost its data therefore counts under a
-//! new entry; its old one stays in the cluster with everything it had (the value is exact).
-//! The cost: one more entry per incarnation (each ≈ 30 bytes of state).
+//! A node counts under `name#incarnation` ([`tally_core::Identity`]). The entry id is kept in
+//! the file `IDENTITY` of the data directory, written and fsynced (with its directory) before
+//! the first write is acknowledged: the replica hands a fresh identity out as the first record
+//! of its persist stream. A later start resumes it only if the log held records — a data
+//! directory whose log is empty (lost, or never written) gets a new incarnation, so a node
+//! that lost its data can never count under an entry its peers hold higher. The old entry stays
+//! in the cluster with everything it had (the value is exact); the cost is one more entry per
+//! incarnation (each ≈ 30 bytes of state).
 
 use crate::wal::{FsyncPolicy, Recovered, Ticket, Wal, WalConfig};
 use anyhow::Context;
-use rand::RngCore;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use tally_std::{Node, NodeError};
+use tally_std::{Journal, JournalError, LocalOp, Node, NodeError, PersistKind};
 
 /// The identity file in a data directory.
 pub const IDENTITY_FILE: &str = "IDENTITY";
@@ -38,18 +35,6 @@ pub enum WriteError {
     /// The node is shutting down.
     #[error("node is shut down")]
     Shutdown,
-}
-
-fn new_incarnation() -> String {
-    use rand::SeedableRng;
-    let mut b = [0u8; 4];
-    rand::rngs::SmallRng::from_os_rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A fresh incarnation for a node without a data directory (or with an empty one).
-pub fn fresh_incarnation() -> String {
-    new_incarnation()
 }
 
 /// The entry id stored in `dir` by an earlier start, if any.
@@ -83,16 +68,8 @@ pub fn save_identity(dir: &Path, id: &str) -> anyhow::Result<()> {
         std::fs::File::open(dir)?.sync_all()
     };
     write().with_context(|| format!("writing {}", path.display()))?;
-    tracing::info!(entry = %id, "new incarnation for an empty data directory");
+    tracing::info!(entry = %id, "new incarnation stored");
     Ok(())
-}
-
-/// Saves the entry id unless `dir` already holds one.
-pub fn save_identity_once(dir: &Path, id: &str) -> anyhow::Result<()> {
-    match stored_identity(dir)? {
-        Some(_) => Ok(()),
-        None => save_identity(dir, id),
-    }
 }
 
 /// Opens the log in `dir` and returns it with what it recovered.
@@ -113,166 +90,100 @@ pub fn open(
     Ok((Arc::new(wal), recovered))
 }
 
-/// Merges recovered entries into the node.
-pub fn restore(node: &Node, recovered: &Recovered) {
-    let mut entries: Vec<&(String, u64, u64)> = recovered.entries.iter().collect();
-    entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    entries.dedup_by(|a, b| a.0 == b.0);
-    node.with_engine(|e| {
-        if let Err(err) = e.merge_state(entries.iter().map(|(id, i, d)| (id.as_str(), *i, *d))) {
-            tracing::error!(error = %err, "recovered state could not be merged");
-        }
-    });
+/// The entry id a node on `dir` resumes: the stored one, if the log held anything.
+pub fn resumable_identity(dir: &Path, recovered: &Recovered) -> anyhow::Result<Option<String>> {
+    let stored = stored_identity(dir)?;
+    if stored.is_some() && recovered.records == 0 {
+        tracing::warn!("the log is empty: counting under a new incarnation");
+        return Ok(None);
+    }
+    Ok(stored)
 }
 
-/// The write path: engine update and log record under the engine's lock, then wait for
-/// durability outside it — without holding a thread per request: one waiter thread waits for
-/// the newest ticket of everything pending and answers every request it covers.
+/// The node's journal on a data directory: records go to the write-ahead log, a fresh
+/// identity to the `IDENTITY` file.
+pub struct WalJournal {
+    wal: Arc<Wal>,
+    dir: PathBuf,
+}
+
+/// The ticket of an identity record: written before `append` returns, so already durable.
+const IDENTITY_TICKET: u64 = u64::MAX;
+
+impl WalJournal {
+    /// A journal over `wal`, keeping the identity in `dir`.
+    pub fn new(wal: Arc<Wal>, dir: &Path) -> Self {
+        Self {
+            wal,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Journal for WalJournal {
+    fn append(&self, kind: PersistKind, record: &[u8]) -> Result<u64, JournalError> {
+        let fail = |e: &dyn std::fmt::Display| JournalError(e.to_string());
+        match kind {
+            PersistKind::Identity => {
+                let version = tally_core::store::FORMAT_VERSION;
+                match tally_core::store::decode(version, record) {
+                    Ok(tally_core::store::Record::Identity(id)) => {
+                        save_identity(&self.dir, id).map_err(|e| fail(&e))?;
+                        Ok(IDENTITY_TICKET)
+                    }
+                    _ => Err(JournalError("not an identity record".into())),
+                }
+            }
+            PersistKind::Snapshot => self
+                .wal
+                .append_body(true, record)
+                .map(Ticket::seq)
+                .map_err(|e| fail(&e)),
+            _ => self
+                .wal
+                .append_body(false, record)
+                .map(Ticket::seq)
+                .map_err(|e| fail(&e)),
+        }
+    }
+
+    fn wait(&self, ticket: u64) -> Result<(), JournalError> {
+        if ticket == IDENTITY_TICKET {
+            return Ok(());
+        }
+        self.wal
+            .wait(Ticket::at(ticket))
+            .map_err(|e| JournalError(e.to_string()))
+    }
+}
+
+/// The write path for async callers: a local write, answered once committed (durable first,
+/// when the node has a journal).
 #[derive(Clone)]
 pub struct Writes {
     node: Arc<Node>,
-    wal: Option<Arc<Wal>>,
-    waiter: Option<std::sync::mpsc::Sender<Pending>>,
-}
-
-type Pending = (Ticket, tokio::sync::oneshot::Sender<Result<(), String>>);
-
-/// Waits for the newest pending ticket (records become durable in order), then answers all
-/// requests up to it. Ends when every `Writes` is dropped.
-fn waiter(wal: Arc<Wal>, rx: std::sync::mpsc::Receiver<Pending>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
-        let newest = batch.iter().map(|(t, _)| *t).max();
-        let result = match newest {
-            Some(t) => wal.wait(t).map_err(|e| e.to_string()),
-            None => Ok(()),
-        };
-        for (_, tx) in batch {
-            let _ = tx.send(result.clone());
-        }
-    }
-}
-
-/// Which local operation.
-#[derive(Clone, Copy, Debug)]
-pub enum Op {
-    /// Increment.
-    Increment,
-    /// Decrement.
-    Decrement,
 }
 
 impl Writes {
-    /// Writes to `node`, logged in `wal` when there is one.
-    pub fn new(node: Arc<Node>, wal: Option<Arc<Wal>>) -> Self {
-        let waiter = wal.as_ref().map(|wal| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let wal = Arc::clone(wal);
-            std::thread::Builder::new()
-                .name("tally-durable-wait".into())
-                .spawn(move || waiter(wal, rx))
-                .map(|_| tx)
-        });
-        let waiter = match waiter {
-            Some(Ok(tx)) => Some(tx),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "cannot start the durability waiter: writes will fail");
-                None
-            }
-            None => None,
-        };
-        Self { node, wal, waiter }
+    /// Writes to `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
     }
 
-    /// Applies `op` by `by`; returns the new value once the write is durable.
-    pub async fn apply(&self, op: Op, by: u64) -> Result<i128, WriteError> {
-        let Some(wal) = self.wal.clone() else {
-            let r = match op {
-                Op::Increment => self.node.increment(by),
-                Op::Decrement => self.node.decrement(by),
-            };
-            return r.map_err(|e| match e {
-                NodeError::Overflow => WriteError::Overflow,
-                _ => WriteError::Shutdown,
-            });
-        };
-        let (value, ticket) = self
-            .node
-            .with_engine(|e| -> Result<(i128, Ticket), WriteError> {
-                let local = e.counter().local_entry();
-                let (inc, dec) = match op {
-                    Op::Increment => (
-                        local.inc.checked_add(by).ok_or(WriteError::Overflow)?,
-                        local.dec,
-                    ),
-                    Op::Decrement => (
-                        local.inc,
-                        local.dec.checked_add(by).ok_or(WriteError::Overflow)?,
-                    ),
-                };
-                // The record first: if the log has failed, nothing changes.
-                let ticket = wal
-                    .append_local(local.id.as_str(), inc, dec)
-                    .map_err(|err| WriteError::NotDurable(err.to_string()))?;
-                let applied = match op {
-                    Op::Increment => e.increment(by),
-                    Op::Decrement => e.decrement(by),
-                };
-                applied.map_err(|_| WriteError::Overflow)?;
-                Ok((e.value(), ticket))
-            })?;
+    /// Applies `op`; returns the new value once the write is committed.
+    pub async fn apply(&self, op: LocalOp) -> Result<i128, WriteError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let waiter = self
-            .waiter
-            .as_ref()
-            .ok_or_else(|| WriteError::NotDurable("no durability waiter".into()))?;
-        waiter
-            .send((ticket, tx))
-            .map_err(|_| WriteError::NotDurable("durability waiter stopped".into()))?;
+        self.node.submit(
+            op,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
         match rx.await {
-            Ok(Ok(())) => Ok(value),
-            Ok(Err(e)) => Err(WriteError::NotDurable(e)),
-            Err(_) => Err(WriteError::NotDurable("durability waiter stopped".into())),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(NodeError::Overflow)) => Err(WriteError::Overflow),
+            Ok(Err(NodeError::Shutdown)) | Err(_) => Err(WriteError::Shutdown),
+            Ok(Err(e)) => Err(WriteError::NotDurable(e.to_string())),
         }
     }
-}
-
-/// Snapshots the node's state into the log every `every` until `stop`, and once more at the end.
-pub fn snapshot_loop(
-    node: Arc<Node>,
-    wal: Arc<Wal>,
-    every: Duration,
-    stop: tokio_util::sync::CancellationToken,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let snapshot = || {
-            let entries: Vec<(String, u64, u64)> = node
-                .state()
-                .into_iter()
-                .map(|e| (e.id, e.inc, e.dec))
-                .collect();
-            if let Err(e) = wal.snapshot(&entries) {
-                tracing::error!(error = %e, "snapshot failed");
-            }
-        };
-        let mut last = wal.stats().records;
-        loop {
-            let deadline = std::time::Instant::now() + every;
-            while std::time::Instant::now() < deadline {
-                if stop.is_cancelled() {
-                    snapshot();
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let records = wal.stats().records;
-            if records != last {
-                snapshot();
-                last = wal.stats().records;
-            }
-        }
-    })
 }

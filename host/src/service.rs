@@ -8,6 +8,7 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tally_core::SnapshotPolicy;
 use tally_std::{Node, NodeConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,7 @@ pub struct NodeOptions {
     pub peers: Vec<String>,
     /// Discovery service base URL.
     pub discovery: Option<String>,
-    /// Data directory (used by the durability work).
+    /// Data directory: durable writes, recovery, identity.
     pub data_dir: Option<std::path::PathBuf>,
     /// Sync interval.
     pub sync_interval: Duration,
@@ -73,7 +74,6 @@ pub struct NodeService {
     pub wal: Option<Arc<crate::wal::Wal>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    snapshots: Option<std::thread::JoinHandle<()>>,
 }
 
 impl NodeService {
@@ -82,22 +82,26 @@ impl NodeService {
         let mut config = NodeConfig::new(opts.listen)
             .sync_interval(opts.sync_interval)
             .peers(opts.peers.iter().cloned());
-        config.id = opts.id.clone();
+        config.name = opts.id.clone();
+        config.snapshots = SnapshotPolicy {
+            interval: tally_core::Duration::from_millis(
+                u64::try_from(opts.snapshot_every.as_millis()).unwrap_or(u64::MAX),
+            ),
+            after_changes: 0,
+        };
         // The log first: a data directory that cannot be used is an error before anything runs.
         let telemetry = crate::telemetry::Telemetry::new();
         let observer = Arc::new(http::WalMetrics(telemetry.clone()));
-        let opened = match &opts.data_dir {
+        let wal = match &opts.data_dir {
             Some(dir) => {
-                let opened = durable::open(dir, opts.fsync, observer)?;
-                match durable::stored_identity(dir)? {
-                    Some(id) => config.id = Some(id),
-                    None => config.incarnation = Some(durable::fresh_incarnation()),
-                }
-                Some(opened)
+                let (wal, recovered) = durable::open(dir, opts.fsync, observer)?;
+                config.resume = durable::resumable_identity(dir, &recovered)?;
+                config.restore = recovered.entries;
+                config.journal = Some(Arc::new(durable::WalJournal::new(Arc::clone(&wal), dir)));
+                Some(wal)
             }
             None => {
                 tracing::warn!("no --data-dir: the counter is not durable");
-                config.incarnation = Some(durable::fresh_incarnation());
                 None
             }
         };
@@ -114,29 +118,13 @@ impl NodeService {
         let node = Node::start(config).context("starting the gossip node")?;
         let node = Arc::new(node);
         let shutdown = CancellationToken::new();
-        let (wal, snapshots) = match opened {
-            Some((wal, recovered)) => {
-                if let Some(dir) = &opts.data_dir {
-                    durable::save_identity_once(dir, &node.id())?;
-                }
-                durable::restore(&node, &recovered);
-                let t = durable::snapshot_loop(
-                    Arc::clone(&node),
-                    Arc::clone(&wal),
-                    opts.snapshot_every,
-                    shutdown.clone(),
-                );
-                (Some(wal), Some(t))
-            }
-            None => (None, None),
-        };
         let listener = tokio::net::TcpListener::bind(opts.http)
             .await
             .with_context(|| format!("binding the HTTP API on {}", opts.http))?;
         let http_addr = listener.local_addr()?;
         let mut tasks = Vec::new();
         let guard = http::Guard::new(opts.api.clone());
-        let writes = durable::Writes::new(Arc::clone(&node), wal.clone());
+        let writes = durable::Writes::new(Arc::clone(&node));
         tasks.push(telemetry.spawn_upkeep(shutdown.clone()));
         let router = http::router(Arc::new(http::AppState {
             node: Arc::clone(&node),
@@ -165,7 +153,6 @@ impl NodeService {
             wal,
             shutdown,
             tasks,
-            snapshots,
         })
     }
 
@@ -181,15 +168,8 @@ impl NodeService {
             let _ = t.await;
         }
         let node = self.node;
-        let snapshots = self.snapshots;
-        // Joining threads blocks: do it off the async workers. The last snapshot is taken
-        // before the node stops.
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(t) = snapshots {
-                let _ = t.join();
-            }
-            node.shutdown();
-        })
-        .await;
+        // Joining threads blocks: do it off the async workers. The node snapshots its state
+        // into the log before it stops.
+        let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
     }
 }

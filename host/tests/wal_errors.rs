@@ -231,11 +231,11 @@ fn wal_error_newer_format_version_is_left_alone() {
     drop(wal);
     let path = tmp.path().join(segment_name(1));
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8] = 2;
+    bytes[8] = 3;
     std::fs::write(&path, &bytes).unwrap();
     let err = Wal::open(WalConfig::new(tmp.path())).unwrap_err();
     assert!(
-        matches!(err, WalError::UnsupportedVersion { version: 2, .. }),
+        matches!(err, WalError::UnsupportedVersion { version: 3, .. }),
         "{err}"
     );
     names(&err, &path);

@@ -61,7 +61,7 @@ fn wal_format_header() {
     let h = encode_header(0x1a);
     assert_eq!(
         hex(&h),
-        "54 41 4c 4c 59 57 41 4c 01 00 00 00 1a 00 00 00 00 00 00 00"
+        "54 41 4c 4c 59 57 41 4c 02 00 00 00 1a 00 00 00 00 00 00 00"
     );
     assert_eq!(h.len(), HEADER_LEN);
     assert_eq!(decode_header(&h), Ok(0x1a));
@@ -70,9 +70,19 @@ fn wal_format_header() {
     let mut bad = h;
     bad[0] = b'X';
     assert_eq!(decode_header(&bad), Err(HeaderError::BadMagic));
-    let mut v2 = h;
-    v2[8] = 2;
-    assert_eq!(decode_header(&v2), Err(HeaderError::UnsupportedVersion(2)));
+    let mut v1 = h;
+    v1[8] = 1;
+    assert_eq!(
+        decode_header(&v1),
+        Ok(0x1a),
+        "version 1 segments stay readable"
+    );
+    let mut v3 = h;
+    v3[8] = 3;
+    assert_eq!(decode_header(&v3), Err(HeaderError::UnsupportedVersion(3)));
+    let mut v0 = h;
+    v0[8] = 0;
+    assert_eq!(decode_header(&v0), Err(HeaderError::UnsupportedVersion(0)));
     let mut reserved = h;
     reserved[10] = 1;
     assert_eq!(decode_header(&reserved), Err(HeaderError::Reserved(1)));
@@ -158,12 +168,52 @@ fn wal_format_limits() {
     assert!(decode(&[0u8; 64]).is_err());
 }
 
+/// A version 1 directory as the previous build wrote it: a snapshot whose ids are not in
+/// order (version 1 allowed any order), then a Local record. It opens and keeps its value;
+/// new segments are written in version 2.
+#[test]
+fn wal_format_version_1_directories_stay_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seg = encode_header(1).to_vec();
+    seg[8] = 1;
+    let mut snap = 2u32.to_le_bytes().to_vec();
+    for (id, inc) in [("zed", 7u64), ("amy", 5)] {
+        snap.push(id.len() as u8);
+        snap.extend_from_slice(id.as_bytes());
+        snap.extend_from_slice(&inc.to_le_bytes());
+        snap.extend_from_slice(&0u64.to_le_bytes());
+    }
+    seg.extend_from_slice(&framed(TYPE_SNAPSHOT, &snap));
+    let mut local = vec![3u8];
+    local.extend_from_slice(b"amy");
+    local.extend_from_slice(&9u64.to_le_bytes());
+    local.extend_from_slice(&1u64.to_le_bytes());
+    seg.extend_from_slice(&framed(1, &local));
+    std::fs::write(tmp.path().join(tally::wal::segment::segment_name(1)), &seg).unwrap();
+    // The same snapshot is refused as version 2 bytes: order is part of version 2.
+    assert!(decode(&seg[HEADER_LEN..]).is_err());
+    let (wal, recovered) = tally::wal::Wal::open(tally::wal::WalConfig::new(tmp.path())).unwrap();
+    assert_eq!(
+        recovered.entries,
+        vec![("amy".to_string(), 9, 1), ("zed".to_string(), 7, 0)]
+    );
+    assert_eq!(recovered.records, 2);
+    wal.wait(wal.append_local("amy", 10, 1).unwrap()).unwrap();
+    drop(wal);
+    let (_, again) = tally::wal::Wal::open(tally::wal::WalConfig::new(tmp.path())).unwrap();
+    assert_eq!(again.entries[0], ("amy".to_string(), 10, 1));
+}
+
 fn arb_record() -> impl Strategy<Value = Record> {
     let id = "[a-z0-9:.é-]{1,40}";
     prop_oneof![
         (id, any::<u64>(), any::<u64>()).prop_map(|(id, inc, dec)| Record::Local { id, inc, dec }),
-        prop::collection::vec((id, any::<u64>(), any::<u64>()), 0..20)
-            .prop_map(|entries| Record::Snapshot { entries }),
+        // Version 2 snapshots hold unique ids, ascending (the encoder sorts them).
+        prop::collection::btree_map(id, (any::<u64>(), any::<u64>()), 0..20).prop_map(|m| {
+            Record::Snapshot {
+                entries: m.into_iter().map(|(id, (i, d))| (id, i, d)).collect(),
+            }
+        }),
     ]
 }
 

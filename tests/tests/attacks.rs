@@ -198,7 +198,7 @@ async fn ten_thousand_garbage_connections_leave_the_node_serving() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(s.node.stats().rejected_total() + s.node.adapter_stats().shed > 0);
+    assert!(s.node.stats().rejected_total() + s.node.transport().shed > 0);
     peer.stop().await;
     s.stop().await;
 }

@@ -1,8 +1,10 @@
 //! [`NodeConfig`]: what a std node binds, whom it knows, and its limits.
 
+use crate::journal::Journal;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tally_core::Config;
+use tally_core::{Config, SnapshotPolicy};
 
 /// Settings of a [`Node`](crate::Node). `NodeConfig::new(listen)` gives the defaults.
 #[derive(Clone, Debug)]
@@ -11,12 +13,20 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The address written in outgoing headers, where peers reply. Default: the bound address.
     pub advertise: Option<String>,
-    /// The node id. Default: the advertised address, as in the reference.
-    pub id: Option<String>,
-    /// When set, the node counts under `ID#INCARNATION` instead of `ID`: a node that lost its
-    /// state must never count under an entry its peers hold higher (see the host's durability
-    /// docs). `None`: the id as given.
-    pub incarnation: Option<String>,
+    /// The node's name. Default: the advertised address, as in the reference. The node counts
+    /// under the entry `name#incarnation` (see [`tally_core::Identity`]).
+    pub name: Option<String>,
+    /// An entry id (`name#incarnation`) stored with the state being restored: the node resumes
+    /// it. `None`, or an id that does not parse: a fresh incarnation of the name. Pass it only
+    /// together with the state stored beside it.
+    pub resume: Option<String>,
+    /// State read back from the journal, merged before the node starts.
+    pub restore: Vec<(String, u64, u64)>,
+    /// Where records go: with a journal, every write is answered only once durable, and merged
+    /// state is snapshotted on `snapshots`. `None`: a volatile node.
+    pub journal: Option<Arc<dyn Journal>>,
+    /// When merged state is snapshotted into the journal (default every 5 s while it changes).
+    pub snapshots: SnapshotPolicy,
     /// Static peers (`host:port`).
     pub peers: Vec<String>,
     /// Engine settings (sync interval, fan-out, failure detection, limits).
@@ -43,8 +53,11 @@ impl NodeConfig {
         Self {
             listen,
             advertise: None,
-            id: None,
-            incarnation: None,
+            name: None,
+            resume: None,
+            restore: Vec::new(),
+            journal: None,
+            snapshots: SnapshotPolicy::HOST,
             peers: Vec::new(),
             engine,
             read_timeout: Duration::from_secs(5),
@@ -71,9 +84,15 @@ impl NodeConfig {
         self
     }
 
-    /// Sets the node id.
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
+    /// Sets the node's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes the node durable: its records go to `journal`.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
         self
     }
 }

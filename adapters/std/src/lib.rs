@@ -1,6 +1,6 @@
 //! # tally-std
 //!
-//! Runs a `tally-core` [`Engine`](tally_core::Engine) on std TCP, with plain threads — no async
+//! Runs a `tally-core` [`Replica`](tally_core::Replica) on std TCP, with plain threads — no async
 //! runtime is imposed on the program that links it:
 //!
 //! ```no_run
@@ -13,14 +13,19 @@
 //!
 //! ## Who owns I/O and time
 //!
-//! This crate does. The engine sits behind a mutex shared by:
-//! - the **driver** thread: runs due timers (`handle_timeout`), drains `poll_transmit`, and
-//!   sleeps until the next `poll_timeout` or until kicked by a thread that fed the engine;
+//! This crate moves bytes and waits for the disk; everything else — identity, the
+//! persistence protocol, header splitting, reject and transport counting, events — is the
+//! core's [`Replica`](tally_core::Replica), which sits behind a mutex shared by:
+//! - the **driver** thread: runs due timers (`handle_timeout`), hands queued records to the
+//!   journal, drains `poll_transmit` and `poll_event`, and sleeps until the next
+//!   `poll_timeout` or until kicked by a thread that fed the replica;
 //! - the **listener**: an accept thread and a fixed pool of readers; each connection carries one
 //!   frame (spec §2), read to end of stream within `read_timeout` and the frame limit, then
-//!   `handle`d. Connections beyond the workers and the bounded backlog are shed and counted;
+//!   `ingest`ed. Connections beyond the workers and the bounded backlog are shed and counted;
 //! - the **senders**: a small pool that connects (with `connect_timeout`), writes the whole
-//!   payload in one `write`, closes, and reports `on_delivered` / `on_send_failed`.
+//!   payload in one `write`, closes, and reports `on_delivered` / `on_send_failed`;
+//! - with a [`Journal`], the **committer**: waits until the newest pending write's record is
+//!   durable, commits every write up to it under one lock and answers them.
 //!
 //! The core's clock is milliseconds since the node started. Messages over 1024 bytes are zstd
 //! compressed (level 3, window 2^13 = 8 KiB so microcontrollers can decode them; see
@@ -28,12 +33,15 @@
 
 pub mod compress;
 mod config;
+mod journal;
 mod listener;
 mod node;
 mod sender;
-mod shared;
+mod state;
 
 pub use config::NodeConfig;
+pub use journal::{Journal, JournalError};
 pub use node::{EntryInfo, Node, NodeError, PeerInfo};
-pub use shared::{AdapterStats, HostEngine};
-pub use tally_core::{PeerSource, PeerState, Stats};
+pub use state::HostReplica;
+pub use tally_core::replica::{LocalOp, PersistKind};
+pub use tally_core::{PeerSource, PeerState, Stats, TransportStats};

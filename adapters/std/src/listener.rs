@@ -2,22 +2,18 @@
 //! a size limit, handed to the engine. A fixed pool of workers reads; accepted connections
 //! wait in a bounded backlog and are shed (closed, counted) when it is full.
 
-use crate::shared::{bump, Shared};
+use crate::state::NodeState;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tally_core::frame::split_header;
-use tally_core::WireError;
-
-/// Largest §2 header: length byte + 255 address bytes.
-const MAX_HEADER: usize = 256;
+use tally_core::replica::{Ingress, MAX_HEADER};
 
 pub(crate) fn spawn(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    state: Arc<NodeState>,
     workers: usize,
     backlog: usize,
     read_timeout: Duration,
@@ -26,14 +22,14 @@ pub(crate) fn spawn(
     let rx = Arc::new(Mutex::new(rx));
     let mut handles = Vec::new();
     for i in 0..workers.max(1) {
-        let (rx, shared) = (Arc::clone(&rx), Arc::clone(&shared));
+        let (rx, state) = (Arc::clone(&rx), Arc::clone(&state));
         handles.push(
             std::thread::Builder::new()
                 .name(format!("tally-read-{i}"))
-                .spawn(move || worker(&rx, &shared, read_timeout))?,
+                .spawn(move || worker(&rx, &state, read_timeout))?,
         );
     }
-    let s = Arc::clone(&shared);
+    let s = Arc::clone(&state);
     handles.push(
         std::thread::Builder::new()
             .name("tally-accept".into())
@@ -42,50 +38,43 @@ pub(crate) fn spawn(
     Ok(handles)
 }
 
-fn accept_loop(listener: &TcpListener, tx: &SyncSender<TcpStream>, shared: &Shared) {
+fn accept_loop(listener: &TcpListener, tx: &SyncSender<TcpStream>, state: &NodeState) {
     for stream in listener.incoming() {
-        if shared.is_shutting_down() {
+        if state.is_shutting_down() {
             break;
         }
         let Ok(stream) = stream else { continue };
-        bump(&shared.counters.accepted);
-        if shared.is_isolated() {
+        if state.is_isolated() {
             continue;
         }
         match tx.try_send(stream) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => bump(&shared.counters.shed),
+            Err(TrySendError::Full(_)) => state.replica().record_shed(),
             Err(TrySendError::Disconnected(_)) => break,
         }
     }
 }
 
-fn worker(rx: &Mutex<Receiver<TcpStream>>, shared: &Shared, read_timeout: Duration) {
+fn worker(rx: &Mutex<Receiver<TcpStream>>, state: &NodeState, read_timeout: Duration) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(stream) = next else { break };
-        if shared.is_shutting_down() {
+        if state.is_shutting_down() {
             break;
         }
-        let limit = shared.engine().config().frame_limits.max_frame + MAX_HEADER;
+        let limit = state.replica().config().frame_limits.max_frame + MAX_HEADER;
         let result = read_frame(stream, limit, read_timeout);
-        let now = shared.now();
-        let mut engine = shared.engine();
-        match result {
-            Ok(bytes) => match split_header(&bytes) {
-                Ok((from, frame)) => {
-                    if let Err(e) = engine.handle(now, from, frame) {
-                        tracing::debug!(from, reason = e.name(), "frame rejected");
-                    }
-                }
-                Err(e) => engine.record_reject(e),
-            },
-            Err(ReadError::TooLarge) => engine.record_reject(WireError::FrameTooLarge),
-            Err(ReadError::TooSlow) => engine.record_reject(WireError::TooSlow),
-            Err(ReadError::Io) => {}
+        let input = match &result {
+            Ok(bytes) => Ingress::Payload(bytes),
+            Err(ReadError::TooLarge) => Ingress::TooLarge,
+            Err(ReadError::TooSlow) => Ingress::TooSlow,
+            Err(ReadError::Io) => Ingress::Reset,
+        };
+        let now = state.now();
+        if let Err(e) = state.replica().ingest(now, input) {
+            tracing::debug!(reason = e.name(), "frame rejected");
         }
-        drop(engine);
-        shared.kick();
+        state.kick();
     }
 }
 

@@ -1,9 +1,11 @@
-//! [`Node`]: a running Tally node on std TCP — engine, listener, senders and driver threads.
+//! [`Node`]: a running Tally node on std TCP — the core's replica, and the threads that move
+//! its bytes (listener, senders, driver) and, when durable, wait for its journal (committer).
 
 use crate::config::NodeConfig;
+use crate::journal::{self, Committer, Done, JournalError, Pending};
 use crate::listener;
 use crate::sender::{Outgoing, Senders};
-use crate::shared::{AdapterStats, HostEngine, Shared};
+use crate::state::{HostReplica, NodeState};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +13,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
-use tally_core::{CounterError, NodeId, PeerSource, PeerState, Stats};
+use tally_core::replica::{Event, LocalOp, PrepareError};
+use tally_core::{
+    Identity, Incarnation, PeerSource, PeerState, ReplicaConfig, Stats, TransportStats,
+};
 
 /// Why a node could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,15 +25,21 @@ pub enum NodeError {
     /// Binding or spawning failed.
     #[error("cannot start node: {0}")]
     Io(#[from] std::io::Error),
-    /// The id or advertised address is not valid.
+    /// The name, entry id or advertised address is not valid.
     #[error("invalid node id or address {0:?}: {1}")]
     BadId(String, String),
     /// A static peer address is not `host:port`.
     #[error("invalid peer address {0:?}")]
     BadPeer(String),
+    /// Restored state does not fit the counter.
+    #[error("restored state refused: {0}")]
+    BadState(String),
     /// The local total would overflow `u64`.
     #[error("the counter would overflow")]
     Overflow,
+    /// The write could not be made durable: its outcome is unknown (as with a timeout).
+    #[error("not durable: {0}")]
+    NotDurable(String),
     /// The node is shutting down.
     #[error("node is shut down")]
     Shutdown,
@@ -52,7 +63,7 @@ pub struct PeerInfo {
 /// One counter entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryInfo {
-    /// Node id.
+    /// Entry id.
     pub id: String,
     /// Its increments.
     pub inc: u64,
@@ -72,13 +83,15 @@ pub struct EntryInfo {
 /// # Ok(()) }
 /// ```
 pub struct Node {
-    shared: Arc<Shared>,
+    state: Arc<NodeState>,
+    committer: Option<Committer>,
     local_addr: SocketAddr,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
-    /// Binds the gossip port, adds the static peers and starts the threads.
+    /// Binds the gossip port, restores the configured state, persists a fresh identity (when
+    /// durable), adds the static peers and starts the threads.
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -86,51 +99,74 @@ impl Node {
             .advertise
             .clone()
             .unwrap_or_else(|| local_addr.to_string());
-        let base = config.id.clone().unwrap_or_else(|| advertise.clone());
-        let id = match &config.incarnation {
-            Some(inc) => format!("{base}#{inc}"),
-            None => base,
+        let name = config.name.clone().unwrap_or_else(|| advertise.clone());
+        let bad = |s: &str, e: &dyn std::fmt::Display| NodeError::BadId(s.into(), e.to_string());
+        let mut rng = SmallRng::from_os_rng();
+        let (identity, incarnation) =
+            Identity::resume_or_fresh(&name, config.resume.as_deref(), true, &mut rng)
+                .map_err(|e| bad(&name, &e))?;
+        let replica_config = match config.journal {
+            Some(_) => ReplicaConfig::durable(config.engine, config.snapshots),
+            None => ReplicaConfig::volatile(config.engine),
         };
-        let bad =
-            |s: &str, e: &dyn std::fmt::Display| NodeError::BadId(s.to_string(), e.to_string());
-        let id_ = NodeId::new(&id).map_err(|e| bad(&id, &e))?;
-        if !tally_core::frame::is_gossip_address(&advertise) {
-            return Err(bad(&advertise, &"not host:port"));
-        }
-        let listen_ = NodeId::new(&advertise).map_err(|e| bad(&advertise, &e))?;
-        let origin = StdInstant::now();
         let now = tally_core::Instant::ZERO;
-        let mut engine = HostEngine::new(id_, listen_, config.engine, now)
-            .map_err(|_| NodeError::BadId(id.clone(), "no room".into()))?;
+        let mut replica = HostReplica::new(identity, incarnation, replica_config, now)
+            .map_err(|_| bad(&name, &"no room"))?;
+        replica
+            .set_address(Some(&advertise))
+            .map_err(|e| bad(&advertise, &e))?;
+        restore(&mut replica, &config.restore)?;
         for p in &config.peers {
-            engine
+            replica
                 .add_peer(p, PeerSource::Static, now)
                 .map_err(|_| NodeError::BadPeer(p.clone()))?;
         }
-        let shared = Arc::new(Shared::new(engine, origin));
+        let state = Arc::new(NodeState::new(
+            replica,
+            StdInstant::now(),
+            config.journal.clone(),
+        ));
+        if incarnation == Incarnation::Fresh {
+            persist_identity(&state)?;
+        }
         let mut threads = listener::spawn(
             listener,
-            Arc::clone(&shared),
+            Arc::clone(&state),
             config.workers,
             config.backlog,
             config.read_timeout,
         )?;
         let (senders, send_threads) = Senders::spawn(
-            &shared,
+            &state,
             config.senders,
             config.send_queue,
             config.connect_timeout,
         )?;
         threads.extend(send_threads);
-        let s = Arc::clone(&shared);
+        let committer = match &config.journal {
+            Some(j) => {
+                let (c, t) = Committer::spawn(&state, Arc::clone(j))?;
+                threads.push(t);
+                Some(c)
+            }
+            None => None,
+        };
+        let s = Arc::clone(&state);
         threads.push(
             std::thread::Builder::new()
                 .name("tally-driver".into())
                 .spawn(move || drive(&s, &senders))?,
         );
-        tracing::info!(%id, addr = %advertise, peers = config.peers.len(), "node started");
+        tracing::info!(
+            id = %identity.entry_id(),
+            addr = %advertise,
+            peers = config.peers.len(),
+            durable = committer.is_some(),
+            "node started"
+        );
         Ok(Node {
-            shared,
+            state,
+            committer,
             local_addr,
             threads: std::sync::Mutex::new(threads),
         })
@@ -141,48 +177,90 @@ impl Node {
         self.local_addr
     }
 
-    /// The node id.
+    /// The entry id this node counts under (`name#incarnation`).
     pub fn id(&self) -> String {
-        self.shared.engine().id().to_string()
+        self.state.replica().id().to_string()
     }
 
-    /// Adds `by` to this node's increments; returns the new value.
+    /// Adds `by` to this node's increments; returns the new value once the write is committed
+    /// (durable first, with a journal). Blocks for the journal's fsync.
     pub fn increment(&self, by: u64) -> Result<i128, NodeError> {
-        self.update(|e| e.increment(by))
+        self.write_blocking(LocalOp::Increment(by))
     }
 
-    /// Adds `by` to this node's decrements; returns the new value.
+    /// Adds `by` to this node's decrements; see [`Node::increment`].
     pub fn decrement(&self, by: u64) -> Result<i128, NodeError> {
-        self.update(|e| e.decrement(by))
+        self.write_blocking(LocalOp::Decrement(by))
     }
 
-    fn update(
-        &self,
-        op: impl FnOnce(&mut HostEngine) -> Result<u64, CounterError>,
-    ) -> Result<i128, NodeError> {
-        if self.shared.is_shutting_down() {
-            return Err(NodeError::Shutdown);
+    fn write_blocking(&self, op: LocalOp) -> Result<i128, NodeError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(
+            op,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(NodeError::Shutdown))
+    }
+
+    /// Starts a local write and returns at once; `done` gets the value once the write is
+    /// committed (after its record is durable, with a journal) or the reason it was not. This
+    /// is the non-blocking path for async callers: `done` runs on the node's committer thread.
+    pub fn submit(&self, op: LocalOp, done: Box<dyn FnOnce(Result<i128, NodeError>) + Send>) {
+        if self.state.is_shutting_down() {
+            return done(Err(NodeError::Shutdown));
         }
-        let mut e = self.shared.engine();
-        op(&mut e).map_err(|_| NodeError::Overflow)?;
-        Ok(e.value())
+        let prepared = {
+            let mut replica = self.state.replica();
+            let Some(journal) = &self.state.journal else {
+                let r = replica.apply(op).map_err(prepare_error);
+                drop(replica);
+                if r.is_ok() {
+                    self.state.kick();
+                }
+                return done(r);
+            };
+            let prepared = match replica.prepare(op) {
+                Ok(p) => p,
+                Err(e) => return done(Err(prepare_error(e))),
+            };
+            // The record goes to the journal under the same lock as the prepare: the journal
+            // sees records in stream order.
+            let mut buf = Vec::with_capacity(64);
+            match journal::drain(&mut replica, &**journal, &mut buf) {
+                Ok(Some(a)) => (prepared, a.ticket),
+                Ok(None) => return done(Err(NodeError::NotDurable("no record".into()))),
+                Err(e) => return done(Err(NodeError::NotDurable(e.0))),
+            }
+        };
+        let Some(committer) = &self.committer else {
+            return done(Err(NodeError::NotDurable("no committer".into())));
+        };
+        let done: Done = Box::new(move |r: Result<i128, JournalError>| {
+            done(r.map_err(|e| NodeError::NotDurable(e.0)));
+        });
+        committer.submit(Pending {
+            ticket: prepared.1,
+            prepared: prepared.0,
+            done,
+        });
     }
 
-    /// The cluster value as this node knows it.
+    /// The cluster value as this node knows it (committed writes only).
     pub fn value(&self) -> i128 {
-        self.shared.engine().value()
+        self.state.replica().value()
     }
 
-    /// This node's own (inc, dec) totals.
+    /// This node's own committed (inc, dec) totals.
     pub fn local(&self) -> (u64, u64) {
-        let e = self.shared.engine().counter().local_entry();
-        (e.inc, e.dec)
+        self.state.replica().local()
     }
 
     /// Every non-zero entry, sorted by id.
     pub fn state(&self) -> Vec<EntryInfo> {
-        self.shared
-            .engine()
+        self.state
+            .replica()
             .counter()
             .entries()
             .iter()
@@ -195,11 +273,16 @@ impl Node {
             .collect()
     }
 
+    /// Memory the replica uses, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.state.replica().memory_bytes()
+    }
+
     /// The peer table.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        let now = self.shared.now();
-        self.shared
-            .engine()
+        let now = self.state.now();
+        self.state
+            .replica()
             .peers()
             .iter()
             .map(|p| PeerInfo {
@@ -214,10 +297,10 @@ impl Node {
 
     /// Adds a peer (e.g. from discovery). Returns true when it was new.
     pub fn add_peer(&self, addr: &str, source: PeerSource) -> Result<bool, NodeError> {
-        let now = self.shared.now();
+        let now = self.state.now();
         let added = self
-            .shared
-            .engine()
+            .state
+            .replica()
             .add_peer(addr, source, now)
             .map_err(|_| NodeError::BadPeer(addr.to_string()))?;
         if added {
@@ -228,37 +311,70 @@ impl Node {
 
     /// Removes a peer.
     pub fn remove_peer(&self, addr: &str) -> bool {
-        self.shared.engine().remove_peer(addr)
+        self.state.replica().remove_peer(addr)
     }
 
-    /// What the engine has done.
+    /// What the gossip engine has done.
     pub fn stats(&self) -> Stats {
-        self.shared.engine().stats().clone()
+        self.state.replica().stats().clone()
     }
 
-    /// What the adapter has done.
-    pub fn adapter_stats(&self) -> AdapterStats {
-        self.shared.counters.snapshot()
+    /// What the transport has done.
+    pub fn transport(&self) -> TransportStats {
+        *self.state.replica().transport()
+    }
+
+    /// Waits until the value changes, or `timeout` passes; returns the value then.
+    pub fn wait_changed(&self, timeout: Duration) -> i128 {
+        let deadline = StdInstant::now() + timeout;
+        let mut n = self.state.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let start = *n;
+        while *n == start && !self.state.is_shutting_down() {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                break;
+            }
+            let (g, _) = self
+                .state
+                .changes_cv
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner());
+            n = g;
+        }
+        drop(n);
+        self.value()
     }
 
     /// Fault injection for tests: an isolated node drops every incoming connection and fails
     /// every send, as if its network were cut.
     pub fn set_isolated(&self, isolated: bool) {
-        self.shared.isolated.store(isolated, Ordering::Relaxed);
+        self.state.isolated.store(isolated, Ordering::Relaxed);
     }
 
-    /// Runs `f` on the engine under its lock (advanced use: persistence, metrics).
-    pub fn with_engine<R>(&self, f: impl FnOnce(&mut HostEngine) -> R) -> R {
-        f(&mut self.shared.engine())
-    }
-
-    /// Stops every thread and closes the port; later operations fail with `Shutdown`.
-    /// Blocks until the threads have finished (at most about one read timeout).
+    /// Stops every thread and closes the port; later operations fail with `Shutdown`. A
+    /// durable node snapshots its state into the journal first. Blocks until the threads have
+    /// finished (at most about one read timeout).
     pub fn shutdown(&self) {
-        if self.shared.shutdown.swap(true, Ordering::AcqRel) {
+        if self.state.shutdown.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.shared.kick();
+        if let Some(journal) = &self.state.journal {
+            let last = {
+                let mut replica = self.state.replica();
+                let _ = replica.request_snapshot();
+                journal::drain(&mut replica, &**journal, &mut Vec::new())
+            };
+            match last {
+                Ok(Some(a)) => {
+                    if let Err(e) = journal.wait(a.ticket) {
+                        tracing::error!(error = %e, "final snapshot failed");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "final snapshot failed"),
+            }
+        }
+        self.state.kick();
         // Unblock the accept loop.
         let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_millis(200));
         let threads: Vec<_> = self
@@ -268,6 +384,10 @@ impl Node {
             .drain(..)
             .collect();
         for t in threads {
+            if t.thread().name() == Some("tally-commit") {
+                // The committer ends when its queue closes, with the node.
+                continue;
+            }
             let _ = t.join();
         }
         tracing::info!(addr = %self.local_addr, "node stopped");
@@ -280,33 +400,92 @@ impl Drop for Node {
     }
 }
 
-/// The driver: runs due timers, drains transmits to the senders, sleeps until the next timer
-/// or a kick.
-fn drive(shared: &Shared, senders: &Senders) {
+fn prepare_error(e: PrepareError) -> NodeError {
+    match e {
+        PrepareError::Overflow => NodeError::Overflow,
+        other => NodeError::NotDurable(other.to_string()),
+    }
+}
+
+/// Merges restored entries (any order) into the replica before it starts.
+fn restore(replica: &mut HostReplica, entries: &[(String, u64, u64)]) -> Result<(), NodeError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&(String, u64, u64)> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    replica
+        .restore(sorted.iter().map(|(id, i, d)| (id.as_str(), *i, *d)))
+        .map_err(|e| NodeError::BadState(e.to_string()))?;
+    Ok(())
+}
+
+/// Persists a fresh identity before the node takes any write.
+fn persist_identity(state: &NodeState) -> Result<(), NodeError> {
+    let Some(journal) = &state.journal else {
+        return Ok(());
+    };
+    let mut replica = state.replica();
+    let appended = journal::drain(&mut replica, &**journal, &mut Vec::new())
+        .map_err(|e| NodeError::NotDurable(e.0))?;
+    if let Some(a) = appended {
+        journal
+            .wait(a.ticket)
+            .map_err(|e| NodeError::NotDurable(e.0))?;
+        replica.persisted(a.seq);
+    }
+    Ok(())
+}
+
+/// The driver: runs due timers, hands queued records to the journal, drains transmits to the
+/// senders and events to their listeners, then sleeps until the next timer or a kick.
+fn drive(state: &NodeState, senders: &Senders) {
     let mut rng = SmallRng::from_os_rng();
     let mut buf = vec![0u8; (1 << 20) + 256];
-    while !shared.is_shutting_down() {
+    let mut record = Vec::new();
+    while !state.is_shutting_down() {
         let mut out = Vec::new();
+        let mut changed = false;
         let next = {
-            let mut engine = shared.engine();
-            let now = shared.now();
-            if engine.poll_timeout().is_some_and(|t| t <= now) {
-                engine.handle_timeout(now, &mut rng);
+            let mut replica = state.replica();
+            let now = state.now();
+            if replica.poll_timeout().is_some_and(|t| t <= now) {
+                replica.handle_timeout(now, &mut rng);
             }
-            while let Some(t) = engine.poll_transmit(now, &mut buf) {
+            if let Some(journal) = &state.journal {
+                if let Err(e) = journal::drain(&mut replica, &**journal, &mut record) {
+                    tracing::error!(error = %e, "the journal refused a record");
+                }
+            }
+            while let Some(t) = replica.poll_transmit(now, &mut buf) {
                 out.push(Outgoing {
                     to: t.to.to_string(),
                     payload: buf.get(..t.len).unwrap_or_default().to_vec(),
                 });
             }
-            engine.poll_timeout()
+            while let Some(event) = replica.poll_event() {
+                match event {
+                    Event::Changed { .. } => changed = true,
+                    Event::PeerUp(p) => tracing::info!(peer = %p, "peer up"),
+                    Event::PeerDown(p) => tracing::info!(peer = %p, "peer down"),
+                    Event::PeersSilent(n) => tracing::info!(peers = n, "peers silent"),
+                    Event::CapacityExceeded(what) => {
+                        tracing::warn!(?what, "capacity exceeded")
+                    }
+                }
+            }
+            replica.poll_timeout()
         };
+        if changed {
+            state.note_change();
+        }
         for o in out {
-            senders.send(o, shared);
+            senders.send(o, state);
         }
         let deadline = next
-            .map(|t| shared.to_std(t))
+            .map(|t| state.to_std(t))
             .unwrap_or_else(|| StdInstant::now() + Duration::from_secs(1));
-        shared.wait(deadline);
+        state.wait(deadline);
     }
 }

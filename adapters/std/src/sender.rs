@@ -1,7 +1,7 @@
 //! Outgoing frames: a small pool of sender threads, each frame one connection (connect with a
 //! timeout, one write of the whole buffer, close), the outcome reported to the engine.
 
-use crate::shared::{bump, Shared};
+use crate::state::NodeState;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -21,7 +21,7 @@ pub(crate) struct Senders {
 
 impl Senders {
     pub(crate) fn spawn(
-        shared: &Arc<Shared>,
+        state: &Arc<NodeState>,
         threads: usize,
         queue: usize,
         connect_timeout: Duration,
@@ -30,43 +30,43 @@ impl Senders {
         let rx = Arc::new(Mutex::new(rx));
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let (rx, shared) = (Arc::clone(&rx), Arc::clone(shared));
+            let (rx, state) = (Arc::clone(&rx), Arc::clone(state));
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("tally-send-{i}"))
-                    .spawn(move || run(&rx, &shared, connect_timeout))?,
+                    .spawn(move || run(&rx, &state, connect_timeout))?,
             );
         }
         Ok((Self { tx }, handles))
     }
 
     /// Queues a frame; a full queue drops it and reports the failure to the engine.
-    pub(crate) fn send(&self, out: Outgoing, shared: &Shared) {
+    pub(crate) fn send(&self, out: Outgoing, state: &NodeState) {
         match self.tx.try_send(out) {
             Ok(()) => {}
             Err(TrySendError::Full(out) | TrySendError::Disconnected(out)) => {
-                bump(&shared.counters.send_dropped);
-                shared.engine().on_send_failed(&out.to, shared.now());
+                let now = state.now();
+                let mut replica = state.replica();
+                replica.record_send_dropped();
+                replica.on_send_failed(&out.to, now);
             }
         }
     }
 }
 
-fn run(rx: &Mutex<Receiver<Outgoing>>, shared: &Shared, connect_timeout: Duration) {
+fn run(rx: &Mutex<Receiver<Outgoing>>, state: &NodeState, connect_timeout: Duration) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(out) = next else { break };
-        if shared.is_shutting_down() {
+        if state.is_shutting_down() {
             break;
         }
-        let ok = !shared.is_isolated() && deliver(&out, connect_timeout).is_ok();
-        let now = shared.now();
+        let ok = !state.is_isolated() && deliver(&out, connect_timeout).is_ok();
+        let now = state.now();
         if ok {
-            bump(&shared.counters.sent);
-            shared.engine().on_delivered(&out.to, now);
+            state.replica().on_delivered(&out.to, now);
         } else {
-            bump(&shared.counters.send_failed);
-            shared.engine().on_send_failed(&out.to, now);
+            state.replica().on_send_failed(&out.to, now);
         }
     }
 }

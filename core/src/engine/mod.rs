@@ -211,6 +211,21 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         r
     }
 
+    /// Raises the local totals to at least `(inc, dec)`: commits a durable write whose record
+    /// carried the totals after it. Returns whether anything rose.
+    pub fn raise_local(&mut self, inc: u64, dec: u64) -> Result<bool, CounterError> {
+        let raised = self.counter.raise_local(inc, dec)?;
+        if raised {
+            self.digest = None;
+        }
+        Ok(raised)
+    }
+
+    /// Sets the address written in the §2 header of every later frame (a new DHCP lease).
+    pub fn set_listen_addr(&mut self, listen: NodeId<L>) {
+        self.listen = listen;
+    }
+
     /// Merges a state from elsewhere (e.g. recovered from disk).
     pub fn merge_state<'i, I>(&mut self, entries: I) -> Result<bool, CounterError>
     where
@@ -262,8 +277,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// A complete Push that reached the peer counts as knowledge of what it now holds: TCP
     /// delivered it, and merge is idempotent. Should it have been lost after all, the peer's
     /// next differing DigestPull, or the expiry of knowledge, repairs it.
-    pub fn on_delivered(&mut self, addr: &str, now: Instant) {
-        self.peers.delivered(addr, now);
+    ///
+    /// Returns true when this revived a peer that was down.
+    pub fn on_delivered(&mut self, addr: &str, now: Instant) -> bool {
+        let revived = self.peers.delivered(addr, now);
         if let Some(p) = self.peers.get_mut(addr) {
             if p.sent_version != 0 && (p.sent_base == 0 || p.sent_base <= p.known) {
                 if p.sent_version > p.known {
@@ -273,17 +290,21 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             }
             p.sent_version = 0;
         }
+        revived
     }
 
-    /// A transmit to `addr` could not be delivered (connect or write failed).
-    pub fn on_send_failed(&mut self, addr: &str, now: Instant) {
+    /// A transmit to `addr` could not be delivered (connect or write failed). Returns true
+    /// when this made the peer down.
+    pub fn on_send_failed(&mut self, addr: &str, now: Instant) -> bool {
         if let Some(p) = self.peers.get_mut(addr) {
             p.sent_version = 0;
         }
-        if self.peers.send_failed(addr, now, &self.config.detector) {
+        let downed = self.peers.send_failed(addr, now, &self.config.detector);
+        if downed {
             crate::fmt::debug!("peer {} down after repeated send failures", addr);
             self.stats.peers_down += 1;
         }
+        downed
     }
 
     // ----- input -----

@@ -2,7 +2,7 @@
 
 use super::amount::parse_by;
 use super::error::ApiError;
-use crate::durable::{Op, WriteError, Writes};
+use crate::durable::{WriteError, Writes};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tally_std::{Node, PeerSource, PeerState};
+use tally_std::{LocalOp, Node, PeerSource, PeerState};
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ pub async fn increment(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
-    write(&app, Op::Increment, body).await
+    write(&app, LocalOp::Increment, body).await
 }
 
 /// `POST /decrement` with optional `{"by": N}` → `{"value": V, "node": ID}`.
@@ -93,16 +93,16 @@ pub async fn decrement(
     State(app): State<ApiState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
-    write(&app, Op::Decrement, body).await
+    write(&app, LocalOp::Decrement, body).await
 }
 
 async fn write(
     app: &AppState,
-    op: Op,
+    op: fn(u64) -> LocalOp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
     let by = parse_by(&body.map_err(body_error)?)?;
-    let value = app.writes.apply(op, by).await.map_err(write_error)?;
+    let value = app.writes.apply(op(by)).await.map_err(write_error)?;
     Ok(Json(ValueAnswer {
         value,
         node: app.node.id(),

@@ -2,7 +2,7 @@
 //! per-node recorder ([`crate::telemetry::Telemetry`]), so that nodes and a gateway in one
 //! process keep separate registries.
 //!
-//! Counters kept elsewhere (the engine's [`tally_core::Stats`], the adapter's, the WAL's) are
+//! Counters kept elsewhere (the engine's [`tally_core::Stats`], the transport's, the WAL's) are
 //! copied in at scrape time as absolute values; events that need a distribution (fsync
 //! latency, batch sizes, HTTP requests) are recorded as they happen.
 
@@ -21,7 +21,7 @@ use tally_core::{MessageType, PeerState, WireError};
 pub async fn handler(State(app): State<ApiState>) -> Response {
     let node = &app.node;
     let stats = node.stats();
-    let adapter = node.adapter_stats();
+    let transport = node.transport();
     let (inc, dec) = node.local();
     let value = node.value();
     let peers = node.peers();
@@ -51,11 +51,12 @@ pub async fn handler(State(app): State<ApiState>) -> Response {
             let n = peers.iter().filter(|p| p.state == state).count();
             gauge!("tally_peers", "state" => state.name()).set(n as f64);
         }
-        counter!("tally_connections_accepted_total").absolute(adapter.accepted);
-        counter!("tally_connections_shed_total").absolute(adapter.shed);
-        counter!("tally_sends_total", "result" => "ok").absolute(adapter.sent);
-        counter!("tally_sends_total", "result" => "failed").absolute(adapter.send_failed);
-        counter!("tally_sends_total", "result" => "dropped").absolute(adapter.send_dropped);
+        counter!("tally_connections_accepted_total").absolute(transport.accepted);
+        counter!("tally_connections_read_failed_total").absolute(transport.read_failed);
+        counter!("tally_connections_shed_total").absolute(transport.shed);
+        counter!("tally_sends_total", "result" => "ok").absolute(transport.sent);
+        counter!("tally_sends_total", "result" => "failed").absolute(transport.send_failed);
+        counter!("tally_sends_total", "result" => "dropped").absolute(transport.send_dropped);
         let g = &app.guard.counters;
         counter!("tally_http_refused_total", "reason" => "unauthorized")
             .absolute(g.unauthorized.load(Ordering::Relaxed));

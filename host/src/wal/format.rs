@@ -1,5 +1,6 @@
-//! Encoding and decoding of segment headers and records (the byte layout is documented in the
-//! [module docs](super#on-disk-format-version-1)).
+//! Encoding and decoding of segment headers and record framing (the byte layout is documented
+//! in the [module docs](super#on-disk-format)). A record's body — type byte and payload — is
+//! the core's [`store`](tally_core::store) codec, the same bytes a board keeps in flash.
 //!
 //! Decoding never panics and never trusts a length read from disk: every length is checked
 //! against its limit ([`MAX_PAYLOAD`], [`MAX_ENTRIES`], [`MAX_ID`]) and against the bytes that
@@ -9,8 +10,11 @@ use thiserror::Error;
 
 /// The first 8 bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"TALLYWAL";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this build writes: the one version of every Tally store
+/// ([`tally_core::store::FORMAT_VERSION`]).
+pub const VERSION: u16 = tally_core::store::FORMAT_VERSION as u16;
+/// The oldest version this build reads.
+pub const OLDEST_VERSION: u16 = tally_core::store::OLDEST_VERSION as u16;
 /// Size of the segment header: magic, version, reserved, sequence number.
 pub const HEADER_LEN: usize = 20;
 /// Size of a record's header: payload length, CRC-32C, type byte.
@@ -22,9 +26,9 @@ pub const MAX_ENTRIES: usize = 65_536;
 /// Longest node id, in bytes (ids are non-empty UTF-8).
 pub const MAX_ID: usize = 255;
 /// Type byte of a [`Record::Local`].
-pub const TYPE_LOCAL: u8 = 1;
+pub const TYPE_LOCAL: u8 = tally_core::store::TYPE_LOCAL;
 /// Type byte of a [`Record::Snapshot`].
-pub const TYPE_SNAPSHOT: u8 = 2;
+pub const TYPE_SNAPSHOT: u8 = tally_core::store::TYPE_SNAPSHOT;
 
 /// One log record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +63,9 @@ pub enum RecordRef<'a> {
     },
     /// See [`Record::Snapshot`].
     Snapshot(Vec<(&'a str, u64, u64)>),
+    /// A node's entry id (version 2 on; hosts keep theirs in the `IDENTITY` file, and
+    /// recovery skips this record).
+    Identity(&'a str),
 }
 
 impl RecordRef<'_> {
@@ -76,6 +83,9 @@ impl RecordRef<'_> {
                     .map(|(id, inc, dec)| ((*id).to_owned(), *inc, *dec))
                     .collect(),
             },
+            Self::Identity(_) => Record::Snapshot {
+                entries: Vec::new(),
+            },
         }
     }
 }
@@ -92,6 +102,12 @@ pub enum RecordError {
     /// A snapshot had more than [`MAX_ENTRIES`] entries.
     #[error("snapshot has {0} entries, the limit is {MAX_ENTRIES}")]
     TooManyEntries(usize),
+    /// A snapshot named an id twice.
+    #[error("snapshot names node id {0:?} twice")]
+    DuplicateId(String),
+    /// A record body from the core codec was not a record.
+    #[error("not a record: {0}")]
+    NotARecord(&'static str),
 }
 
 /// Why bytes on disk are not a valid segment header.
@@ -104,7 +120,9 @@ pub enum HeaderError {
     #[error("bad magic")]
     BadMagic,
     /// A version this build does not read.
-    #[error("unsupported format version {0} (this build reads version {VERSION})")]
+    #[error(
+        "unsupported format version {0} (this build reads versions {OLDEST_VERSION} to {VERSION})"
+    )]
     UnsupportedVersion(u16),
     /// The reserved field is not zero.
     #[error("reserved header field is {0:#06x}, not zero")]
@@ -157,19 +175,24 @@ pub fn encode_header(seq: u64) -> [u8; HEADER_LEN] {
 
 /// The sequence number in a segment header.
 pub fn decode_header(buf: &[u8]) -> Result<u64, HeaderError> {
+    decode_header_version(buf).map(|(_, seq)| seq)
+}
+
+/// The format version and sequence number in a segment header.
+pub fn decode_header_version(buf: &[u8]) -> Result<(u16, u64), HeaderError> {
     let short = HeaderError::Short(buf.len().min(HEADER_LEN));
     if buf.get(..8).ok_or(short)? != MAGIC {
         return Err(HeaderError::BadMagic);
     }
     let version = le_u16(buf, 8).ok_or(short)?;
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(HeaderError::UnsupportedVersion(version));
     }
     let reserved = le_u16(buf, 10).ok_or(short)?;
     if reserved != 0 {
         return Err(HeaderError::Reserved(reserved));
     }
-    le_u64(buf, 12).ok_or(short)
+    Ok((version, le_u64(buf, 12).ok_or(short)?))
 }
 
 /// Checks a node id: non-empty and at most [`MAX_ID`] bytes.
@@ -189,14 +212,6 @@ pub fn check_entries(entries: &[(String, u64, u64)]) -> Result<(), RecordError> 
     entries.iter().try_for_each(|(id, _, _)| check_id(id))
 }
 
-fn put_entry(out: &mut Vec<u8>, id: &str, inc: u64, dec: u64) {
-    // `id.len() <= MAX_ID` was checked by `check_id`.
-    out.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(&inc.to_le_bytes());
-    out.extend_from_slice(&dec.to_le_bytes());
-}
-
 /// Appends `record`, framed (length, CRC-32C, type, payload), to `out`.
 pub fn encode(out: &mut Vec<u8>, record: &Record) -> Result<(), RecordError> {
     match record {
@@ -205,47 +220,75 @@ pub fn encode(out: &mut Vec<u8>, record: &Record) -> Result<(), RecordError> {
     }
 }
 
-/// Appends a framed [`Record::Snapshot`] of `entries` without building a `Record`.
+/// Appends a framed [`Record::Snapshot`] of `entries` (any order, ids unique) without
+/// building a `Record`. Version 2 stores them ascending.
 pub fn encode_snapshot(
     out: &mut Vec<u8>,
     entries: &[(String, u64, u64)],
 ) -> Result<(), RecordError> {
     check_entries(entries)?;
-    frame(out, TYPE_SNAPSHOT, |o| {
-        // At most MAX_ENTRIES (65,536) entries: fits in u32.
-        o.extend_from_slice(
-            &u32::try_from(entries.len())
-                .unwrap_or(u32::MAX)
-                .to_le_bytes(),
-        );
-        for (id, inc, dec) in entries {
-            put_entry(o, id, *inc, *dec);
-        }
-    });
-    Ok(())
+    let mut sorted: Vec<&(String, u64, u64)> = entries.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if let Some(w) = sorted
+        .windows(2)
+        .find(|w| w.first().map(|a| &a.0) == w.get(1).map(|b| &b.0))
+    {
+        let id = w.first().map(|e| e.0.clone()).unwrap_or_default();
+        return Err(RecordError::DuplicateId(id));
+    }
+    let iter = sorted
+        .iter()
+        .map(|(id, inc, dec)| (id.as_str(), *inc, *dec));
+    frame(out, |o| tally_core::store::encode_snapshot(o, iter))
 }
 
 /// Appends a framed [`Record::Local`] without building a `Record` (the hot path).
 pub fn encode_local(out: &mut Vec<u8>, id: &str, inc: u64, dec: u64) -> Result<(), RecordError> {
     check_id(id)?;
-    frame(out, TYPE_LOCAL, |o| put_entry(o, id, inc, dec));
-    Ok(())
+    frame(out, |o| tally_core::store::encode_local(o, id, inc, dec))
 }
 
-fn frame(out: &mut Vec<u8>, kind: u8, payload: impl FnOnce(&mut Vec<u8>)) {
+/// Appends a record body the core's codec produced (type byte and payload), framed.
+pub fn encode_body(out: &mut Vec<u8>, body: &[u8]) -> Result<(), RecordError> {
+    if body.is_empty() {
+        return Err(RecordError::NotARecord("empty"));
+    }
+    if body.len() > MAX_PAYLOAD {
+        return Err(RecordError::NotARecord("larger than the record limit"));
+    }
+    frame(out, |o| {
+        o.extend_from_slice(body);
+        Ok(())
+    })
+}
+
+/// Frames what `body` appends (type byte and payload): length and CRC-32C in front. On error
+/// `out` is left as it was.
+fn frame(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), tally_core::store::EncodeError>,
+) -> Result<(), RecordError> {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
-    out.push(kind);
-    payload(out);
+    if let Err(e) = body(out) {
+        out.truncate(start);
+        return Err(match e {
+            tally_core::store::EncodeError::TooManyEntries => {
+                RecordError::TooManyEntries(MAX_ENTRIES + 1)
+            }
+            _ => RecordError::NotARecord("bad id"),
+        });
+    }
     let body = out.get(start + 8..).unwrap_or_default();
     let crc = crc32c::crc32c(body);
     // Payloads are bounded by the limits checked before (< 18 MiB < MAX_PAYLOAD).
-    let len = u32::try_from(body.len() - 1).unwrap_or(u32::MAX);
+    let len = u32::try_from(body.len().saturating_sub(1)).unwrap_or(u32::MAX);
     if let Some(h) = out.get_mut(start..start + 8) {
         let (len_field, crc_field) = h.split_at_mut(4);
         len_field.copy_from_slice(&len.to_le_bytes());
         crc_field.copy_from_slice(&crc.to_le_bytes());
     }
+    Ok(())
 }
 
 /// The total size (header included) of the record at the start of `buf`, from its length field
@@ -254,8 +297,15 @@ pub fn framed_len(buf: &[u8]) -> Option<usize> {
     Some(RECORD_HEADER_LEN + usize::try_from(le_u32(buf, 0)?).ok()?)
 }
 
-/// Decodes the record at the start of `buf`; returns it and its total size.
+/// Decodes the record at the start of `buf` in the current format version; returns it and
+/// its total size.
 pub fn decode(buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> {
+    decode_in(VERSION, buf)
+}
+
+/// Decodes the record at the start of `buf`, read from a segment of format `version`.
+pub fn decode_in(version: u16, buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> {
+    use tally_core::store::{self, DecodeError as Core, Record as CoreRecord};
     let truncated = |needed| DecodeError::Truncated {
         needed,
         available: buf.len(),
@@ -273,63 +323,23 @@ pub fn decode(buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> {
     if computed != stored {
         return Err(DecodeError::BadCrc { stored, computed });
     }
-    let (&kind, payload) = body.split_first().ok_or(truncated(total))?;
-    let mut r = Reader(payload);
-    let record = match kind {
-        TYPE_LOCAL => {
-            let (id, inc, dec) = r.entry()?;
-            RecordRef::Local { id, inc, dec }
-        }
-        TYPE_SNAPSHOT => {
-            let count = r.u32()?;
-            let count = usize::try_from(count).map_err(|_| DecodeError::BadPayload("count"))?;
-            if count > MAX_ENTRIES {
-                return Err(DecodeError::BadPayload("more than 65,536 entries"));
-            }
-            // Every entry takes at least 18 bytes: never allocate beyond what is there.
-            let mut entries = Vec::with_capacity(count.min(r.0.len() / 18));
-            for _ in 0..count {
-                entries.push(r.entry()?);
-            }
-            RecordRef::Snapshot(entries)
-        }
-        other => return Err(DecodeError::UnknownType(other)),
+    let version = u8::try_from(version).unwrap_or(u8::MAX);
+    let record = store::decode(version, body).map_err(|e| match e {
+        Core::UnknownType(t) => DecodeError::UnknownType(t),
+        Core::EmptyId => DecodeError::BadPayload("empty node id"),
+        Core::TrailingBytes => DecodeError::BadPayload("trailing bytes"),
+        Core::InvalidUtf8 => DecodeError::BadPayload("node id is not UTF-8"),
+        Core::TooManyEntries => DecodeError::BadPayload("more than 65,536 entries"),
+        Core::Unordered => DecodeError::BadPayload("snapshot ids out of order or repeated"),
+        Core::UnsupportedVersion(_) => DecodeError::BadPayload("unsupported version"),
+        _ => DecodeError::BadPayload("payload ends early"),
+    })?;
+    let record = match record {
+        CoreRecord::Local { id, inc, dec } => RecordRef::Local { id, inc, dec },
+        CoreRecord::Snapshot(entries) => RecordRef::Snapshot(entries.collect()),
+        CoreRecord::Identity(id) => RecordRef::Identity(id),
     };
-    if !r.0.is_empty() {
-        return Err(DecodeError::BadPayload("trailing bytes"));
-    }
     Ok((record, total))
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.0.len() {
-            return Err(DecodeError::BadPayload("payload ends early"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(le_u32(self.take(4)?, 0).unwrap_or_default())
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(le_u64(self.take(8)?, 0).unwrap_or_default())
-    }
-
-    fn entry(&mut self) -> Result<(&'a str, u64, u64), DecodeError> {
-        let len = usize::from(*self.take(1)?.first().unwrap_or(&0));
-        if len == 0 {
-            return Err(DecodeError::BadPayload("empty node id"));
-        }
-        let id = std::str::from_utf8(self.take(len)?)
-            .map_err(|_| DecodeError::BadPayload("node id is not UTF-8"))?;
-        Ok((id, self.u64()?, self.u64()?))
-    }
 }
 
 fn le_u16(buf: &[u8], at: usize) -> Option<u16> {

@@ -1,7 +1,7 @@
 //! [`Wal`]: opening (with recovery), appending, waiting, snapshots, statistics, closing.
 
 use super::error::WalError;
-use super::format::{check_entries, check_id, encode_local, encode_snapshot, Record};
+use super::format::{check_entries, check_id, encode_body, encode_local, encode_snapshot, Record};
 use super::policy::FsyncPolicy;
 use super::recovery::recover;
 use super::stats::WalStats;
@@ -92,6 +92,11 @@ pub struct Recovered {
 pub struct Ticket(u64);
 
 impl Ticket {
+    /// The ticket of the record at position `seq` (as [`Ticket::seq`] gives it back).
+    pub fn at(seq: u64) -> Ticket {
+        Ticket(seq)
+    }
+
     /// The record's position among all records appended since open (0-based).
     pub fn seq(self) -> u64 {
         self.0
@@ -195,6 +200,29 @@ impl Wal {
         encode_snapshot(&mut buf, entries)?;
         self.enqueue(|chunks| {
             chunks.push(Chunk::Snapshot(buf));
+            Ok(())
+        })
+    }
+
+    /// Queues a record body from the core's codec ([`tally_core::Replica::poll_persist`]):
+    /// a snapshot starts a new segment and compacts the log once durable, as
+    /// [`Wal::append_snapshot`]; anything else is appended as [`Wal::append_local`] is.
+    pub fn append_body(&self, snapshot: bool, body: &[u8]) -> Result<Ticket, WalError> {
+        if snapshot {
+            let mut buf = Vec::with_capacity(body.len() + 8);
+            encode_body(&mut buf, body)?;
+            return self.enqueue(|chunks| {
+                chunks.push(Chunk::Snapshot(buf));
+                Ok(())
+            });
+        }
+        self.enqueue(|chunks| {
+            if !matches!(chunks.last(), Some(Chunk::Records(_))) {
+                chunks.push(Chunk::Records(Vec::with_capacity(1024)));
+            }
+            if let Some(Chunk::Records(buf)) = chunks.last_mut() {
+                encode_body(buf, body)?;
+            }
             Ok(())
         })
     }

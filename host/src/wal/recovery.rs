@@ -3,7 +3,9 @@
 //! record, finish any interrupted compaction, and pick the segment to append to.
 
 use super::error::WalError;
-use super::format::{decode, decode_header, DecodeError, HeaderError, RecordRef, HEADER_LEN};
+use super::format::{
+    decode_header_version, decode_in, DecodeError, HeaderError, RecordRef, HEADER_LEN,
+};
 use super::segment::{list_segments, segment_name, ActiveSegment, MAX_SEQUENCE};
 use super::storage::Storage;
 use super::Recovered;
@@ -50,9 +52,9 @@ impl Merged {
     }
 }
 
-fn starts_with_snapshot(buf: &[u8]) -> bool {
+fn starts_with_snapshot(version: u16, buf: &[u8]) -> bool {
     matches!(
-        buf.get(HEADER_LEN..).map(decode),
+        buf.get(HEADER_LEN..).map(|b| decode_in(version, b)),
         Some(Ok((RecordRef::Snapshot(_), _)))
     )
 }
@@ -81,10 +83,11 @@ pub(crate) fn recover(
         let buf = storage
             .read(&path)
             .map_err(|e| WalError::io("read segment", &path, e))?;
-        if let Err(HeaderError::UnsupportedVersion(version)) = decode_header(&buf) {
+        let header = decode_header_version(&buf);
+        if let Err(HeaderError::UnsupportedVersion(version)) = header {
             return Err(WalError::UnsupportedVersion { path, version });
         }
-        let snapshot = decode_header(&buf) == Ok(seq) && starts_with_snapshot(&buf);
+        let snapshot = matches!(header, Ok((v, s)) if s == seq && starts_with_snapshot(v, &buf));
         loaded.push((seq, buf));
         if snapshot {
             older = seqs.get(..i).unwrap_or_default();
@@ -191,14 +194,14 @@ fn replay_segment(
     merged: &mut Merged,
     records: &mut u64,
 ) -> Result<(), (usize, String)> {
-    match decode_header(buf) {
-        Ok(s) if s == seq => {}
-        Ok(s) => return Err((0, format!("bad segment header (it names segment {s})"))),
+    let version = match decode_header_version(buf) {
+        Ok((v, s)) if s == seq => v,
+        Ok((_, s)) => return Err((0, format!("bad segment header (it names segment {s})"))),
         Err(e) => return Err((0, format!("bad segment header ({e})"))),
-    }
+    };
     let mut at = HEADER_LEN;
     while let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) {
-        let (record, n) = decode(rest).map_err(|e| (at, describe(&e)))?;
+        let (record, n) = decode_in(version, rest).map_err(|e| (at, describe(&e)))?;
         match record {
             RecordRef::Local { id, inc, dec } => merged.apply(id, inc, dec),
             RecordRef::Snapshot(entries) => {
@@ -206,6 +209,7 @@ fn replay_segment(
                     merged.apply(id, inc, dec);
                 }
             }
+            RecordRef::Identity(_) => {}
         }
         at += n;
         *records += 1;

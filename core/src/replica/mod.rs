@@ -1,0 +1,562 @@
+//! [`Replica`]: one Tally node, the same on a board and on a host — the gossip [`Engine`] with
+//! the node's identity, its persistence protocol, its events and its transport counters.
+//!
+//! Adapters move bytes, arm timers and persist what the replica hands them; everything else
+//! happens here, once.
+//!
+//! ## Call order (sans-IO, as `Engine`)
+//!
+//! - **Input**: [`Replica::ingest`] with what a read produced ([`Ingress`]): the §2 header is
+//!   split, the frame handled, rejects counted.
+//! - **Output**: [`Replica::poll_transmit`] until `None`, each result reported with
+//!   [`Replica::on_delivered`] / [`Replica::on_send_failed`]; [`Replica::poll_timeout`] and
+//!   [`Replica::handle_timeout`] for timers; [`Replica::poll_event`] for what happened.
+//! - **Local writes** (raft-rs's `ready`/`advance` in small):
+//!   1. [`Replica::prepare`] makes the record (the totals after the write; overflow is checked
+//!      here, once) and changes nothing visible;
+//!   2. [`Replica::poll_persist`] writes every queued record, in order, into the caller's sink —
+//!      persist them in that order (a WAL append, a flash write);
+//!   3. once a record is durable, [`Replica::commit`] applies the write: only now is it
+//!      counted, gossiped and shown. A volatile replica ([`ReplicaConfig::durable`] false)
+//!      queues nothing and may commit at once ([`Replica::apply`]).
+//! - **Snapshots** of the merged state come through the same stream, on the
+//!   [`SnapshotPolicy`]. A snapshot is encoded when it is polled and includes every write
+//!   *prepared* so far, so it covers every record before it in the stream: a store may drop
+//!   older records once it is durable. Persisting in stream order is all it takes — the
+//!   "state captured, then a write logged, then an older snapshot written" race cannot happen.
+//!
+//! ## Before the network is up
+//!
+//! A replica has no address until [`Replica::set_address`]: it restores, counts, persists and
+//! commits offline, and sends nothing. Setting a new address later (a new DHCP lease) changes
+//! the §2 header of every later frame.
+
+mod event;
+mod identity;
+mod persist;
+mod transport;
+
+pub use event::{Capacity, Cause, Event, EVENT_CAPACITY};
+pub use identity::{Identity, Incarnation, INCARNATION_LEN};
+pub use persist::{
+    CommitError, LocalOp, PersistKind, Persisting, PrepareError, Prepared, SnapshotPolicy,
+    PERSIST_CAPACITY,
+};
+pub use transport::{Ingress, TransportStats, MAX_HEADER};
+
+use crate::counter::{CounterError, Entry, PnCounter};
+use crate::engine::{Config, Engine, Handled, PeerError, Stats, Transmit};
+use crate::error::WireError;
+use crate::frame::{is_gossip_address, split_header};
+use crate::id::NodeId;
+use crate::peers::{Peer, PeerSource, PeerTable};
+use crate::slots::{CapacityExceeded, Slots};
+use crate::store::{self, EncodeError, Sink};
+use crate::time::Instant;
+use persist::{Queue, Request};
+
+/// Settings of a replica.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaConfig {
+    /// The gossip engine's settings.
+    pub engine: Config,
+    /// Whether local writes go through the persist stream (a store is attached). A volatile
+    /// replica queues nothing and commits at once.
+    pub durable: bool,
+    /// When merged state is snapshotted (durable replicas only).
+    pub snapshots: SnapshotPolicy,
+}
+
+impl ReplicaConfig {
+    /// A volatile replica with `engine` settings.
+    pub fn volatile(engine: Config) -> Self {
+        Self {
+            engine,
+            durable: false,
+            snapshots: SnapshotPolicy::HOST,
+        }
+    }
+
+    /// A durable replica with `engine` settings and `snapshots`.
+    pub fn durable(engine: Config, snapshots: SnapshotPolicy) -> Self {
+        Self {
+            engine,
+            durable: true,
+            snapshots,
+        }
+    }
+}
+
+/// A node: engine, identity, persistence protocol, events. See the module docs for the call
+/// order. Aliases: [`FixedReplica`], [`GrowableReplica`].
+pub struct Replica<const L: usize, S, P> {
+    engine: Engine<L, S, P>,
+    identity: Identity<L>,
+    address: Option<NodeId<L>>,
+    durable: bool,
+    policy: SnapshotPolicy,
+    /// Local totals of the last prepared write (never below the committed ones).
+    prepared: (u64, u64),
+    queue: Queue,
+    /// Sequence number of a fresh identity not yet reported persisted.
+    identity_pending: Option<u64>,
+    snapshot_version: u32,
+    next_snapshot: Instant,
+    events: event::Events<L>,
+    transport: TransportStats,
+}
+
+/// A replica on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes. No heap.
+pub type FixedReplica<const N: usize, const P: usize, const L: usize> =
+    Replica<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>>;
+
+/// A replica on growable heap stores (hosts).
+#[cfg(feature = "alloc")]
+pub type GrowableReplica<const L: usize> =
+    Replica<L, crate::slots::Growable<Entry<L>>, crate::slots::Growable<Peer<L>>>;
+
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
+    /// A replica counting under `identity`, without an address yet. A `Fresh` incarnation of a
+    /// durable replica is the first record of its persist stream, and no local write commits
+    /// before it is reported persisted.
+    pub fn new(
+        identity: Identity<L>,
+        incarnation: Incarnation,
+        config: ReplicaConfig,
+        now: Instant,
+    ) -> Result<Self, CapacityExceeded> {
+        Self::with_stores(
+            identity,
+            incarnation,
+            config,
+            now,
+            S::default(),
+            P::default(),
+        )
+    }
+
+    /// As [`Replica::new`], with explicit stores.
+    pub fn with_stores(
+        identity: Identity<L>,
+        incarnation: Incarnation,
+        config: ReplicaConfig,
+        now: Instant,
+        entries: S,
+        peers: P,
+    ) -> Result<Self, CapacityExceeded> {
+        let id = *identity.entry_id();
+        // Until an address is set the header address is the entry id, and nothing is sent.
+        let engine = Engine::with_stores(id, id, config.engine, now, entries, peers)?;
+        let mut queue = Queue::default();
+        let identity_pending = match (config.durable, incarnation) {
+            (true, Incarnation::Fresh) => Some(
+                queue
+                    .push(Request::Identity)
+                    .map_err(|_| CapacityExceeded)?,
+            ),
+            _ => None,
+        };
+        Ok(Self {
+            engine,
+            identity,
+            address: None,
+            durable: config.durable,
+            policy: config.snapshots,
+            prepared: (0, 0),
+            queue,
+            identity_pending,
+            snapshot_version: 0,
+            next_snapshot: now + config.snapshots.interval,
+            events: event::Events::default(),
+            transport: TransportStats::default(),
+        })
+    }
+
+    // ----- identity and address -----
+
+    /// The identity this node counts under.
+    pub fn identity(&self) -> &Identity<L> {
+        &self.identity
+    }
+
+    /// The entry id (`name#incarnation`).
+    pub fn id(&self) -> &NodeId<L> {
+        self.identity.entry_id()
+    }
+
+    /// The advertised gossip address, once the network is up.
+    pub fn address(&self) -> Option<&NodeId<L>> {
+        self.address.as_ref()
+    }
+
+    /// Sets (or, with `None`, clears) the address written in every later frame's §2 header.
+    pub fn set_address(&mut self, addr: Option<&str>) -> Result<(), PeerError> {
+        match addr {
+            Some(a) => {
+                if !is_gossip_address(a) {
+                    return Err(PeerError::BadAddress);
+                }
+                let id = NodeId::new(a).map_err(|_| PeerError::BadAddress)?;
+                self.engine.set_listen_addr(id);
+                self.address = Some(id);
+            }
+            None => self.address = None,
+        }
+        Ok(())
+    }
+
+    // ----- state -----
+
+    /// The cluster value as this node knows it (committed writes only).
+    pub fn value(&self) -> i128 {
+        self.engine.value()
+    }
+
+    /// This node's committed (inc, dec) totals.
+    pub fn local(&self) -> (u64, u64) {
+        let e = self.engine.counter().local_entry();
+        (e.inc, e.dec)
+    }
+
+    /// The counter.
+    pub fn counter(&self) -> &PnCounter<L, S> {
+        self.engine.counter()
+    }
+
+    /// The peer table.
+    pub fn peers(&self) -> &PeerTable<L, P> {
+        self.engine.peers()
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &Config {
+        self.engine.config()
+    }
+
+    /// What the gossip engine did.
+    pub fn stats(&self) -> &Stats {
+        self.engine.stats()
+    }
+
+    /// What the transport did.
+    pub fn transport(&self) -> &TransportStats {
+        &self.transport
+    }
+
+    /// Events dropped because nobody polled them.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped
+    }
+
+    /// Memory in use: the engine's and this wrapper's.
+    pub fn memory_bytes(&self) -> usize {
+        self.engine.memory_bytes() + core::mem::size_of::<Self>()
+            - core::mem::size_of::<Engine<L, S, P>>()
+    }
+
+    /// Merges state read back from a store (entries strictly ascending; the own entry
+    /// included). Nothing is queued to persist: it came from there.
+    pub fn restore<'i, I>(&mut self, entries: I) -> Result<bool, CounterError>
+    where
+        I: Iterator<Item = (&'i str, u64, u64)> + Clone,
+    {
+        let changed = self.engine.merge_state(entries)?;
+        let (inc, dec) = self.local();
+        self.prepared = (self.prepared.0.max(inc), self.prepared.1.max(dec));
+        self.snapshot_version = self.engine.counter().version();
+        if changed {
+            self.events.push(Event::Changed {
+                value: self.value(),
+                cause: Cause::Merge,
+            });
+        }
+        Ok(changed)
+    }
+
+    // ----- local writes -----
+
+    /// Prepares a local write: checks overflow, queues its record (durable replicas) and
+    /// returns it. Nothing is counted, sent or shown until [`Replica::commit`].
+    pub fn prepare(&mut self, op: LocalOp) -> Result<Prepared, PrepareError> {
+        let (inc, dec) = self.prepared;
+        let (inc, dec) = match op {
+            LocalOp::Increment(by) => (inc.checked_add(by).ok_or(PrepareError::Overflow)?, dec),
+            LocalOp::Decrement(by) => (inc, dec.checked_add(by).ok_or(PrepareError::Overflow)?),
+        };
+        let seq = if self.durable {
+            self.queue.push(Request::Local { inc, dec })?
+        } else {
+            0
+        };
+        self.prepared = (inc, dec);
+        Ok(Prepared { seq, inc, dec })
+    }
+
+    /// Commits a prepared write whose record (or a later one) is durable: the write is
+    /// counted, gossiped and shown from now on. Returns the value.
+    pub fn commit(&mut self, prepared: Prepared) -> Result<i128, CommitError> {
+        if self.identity_pending.is_some() {
+            return Err(CommitError::IdentityNotPersisted);
+        }
+        if self.durable && !self.queue.issued(prepared.seq) {
+            return Err(CommitError::Unknown);
+        }
+        let raised = self
+            .engine
+            .raise_local(prepared.inc, prepared.dec)
+            .map_err(|_| CommitError::Unknown)?;
+        if raised {
+            self.events.push(Event::Changed {
+                value: self.value(),
+                cause: Cause::Local,
+            });
+        }
+        Ok(self.value())
+    }
+
+    /// Prepare and commit at once, for a volatile replica (a durable one refuses with
+    /// `Backlog`: it must persist between the two).
+    pub fn apply(&mut self, op: LocalOp) -> Result<i128, PrepareError> {
+        if self.durable {
+            return Err(PrepareError::Backlog);
+        }
+        let p = self.prepare(op)?;
+        self.commit(p).map_err(|_| PrepareError::Backlog)
+    }
+
+    /// Whether records wait in the persist stream.
+    pub fn wants_persist(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Writes the next record to persist into `sink` (the [`store`] codec: type byte and
+    /// payload) and says what it is; `None` when nothing waits. Persist records in the order
+    /// they come. On `Err` nothing was taken from the stream (give a larger sink).
+    pub fn poll_persist(
+        &mut self,
+        sink: &mut impl Sink,
+    ) -> Result<Option<Persisting>, EncodeError> {
+        let Some((seq, request)) = self.queue.front() else {
+            return Ok(None);
+        };
+        let kind = match request {
+            Request::Identity => {
+                store::encode_identity(sink, self.identity.entry_id().as_str())?;
+                PersistKind::Identity
+            }
+            Request::Local { inc, dec } => {
+                store::encode_local(sink, self.identity.entry_id().as_str(), inc, dec)?;
+                PersistKind::Local
+            }
+            Request::Snapshot => {
+                self.encode_snapshot(sink)?;
+                self.snapshot_version = self.engine.counter().version();
+                PersistKind::Snapshot
+            }
+        };
+        self.queue.pop();
+        Ok(Some(Persisting { seq, kind }))
+    }
+
+    /// Encodes the whole state as a Snapshot record, the own entry at its *prepared* totals.
+    pub fn encode_snapshot(&self, sink: &mut impl Sink) -> Result<(), EncodeError> {
+        let own = self.identity.entry_id();
+        let (pinc, pdec) = self.prepared;
+        let entries = self.engine.counter().entries().iter().filter_map(move |e| {
+            let (inc, dec) = if e.id == *own {
+                (e.inc.max(pinc), e.dec.max(pdec))
+            } else {
+                (e.inc, e.dec)
+            };
+            (inc != 0 || dec != 0).then_some((e.id.as_str(), inc, dec))
+        });
+        store::encode_snapshot(sink, entries)
+    }
+
+    /// The record `seq` (and so every record before it) is durable. Only the identity needs
+    /// this report; local writes are reported by committing them.
+    pub fn persisted(&mut self, seq: u64) {
+        if self.identity_pending.is_some_and(|s| s <= seq) {
+            self.identity_pending = None;
+        }
+    }
+
+    /// The record `seq` could not be persisted. A snapshot is asked for again at the next
+    /// timeout; a write's outcome is unknown to its client (a later durable record of the
+    /// same totals may still carry it).
+    pub fn persist_failed(&mut self, _seq: u64, kind: PersistKind) {
+        match kind {
+            PersistKind::Snapshot => self.snapshot_version = self.snapshot_version.wrapping_sub(1),
+            PersistKind::Identity => {
+                let _ = self.queue.push(Request::Identity);
+            }
+            PersistKind::Local => {}
+        }
+    }
+
+    /// Queues a snapshot now (e.g. at shutdown), if the replica is durable.
+    pub fn request_snapshot(&mut self) -> Result<(), PrepareError> {
+        if self.durable && !self.queue.has_snapshot() {
+            self.queue.push(Request::Snapshot)?;
+        }
+        Ok(())
+    }
+
+    // ----- peers -----
+
+    /// Adds a peer (static or discovered). Its own address is refused silently (`Ok(false)`).
+    pub fn add_peer(
+        &mut self,
+        addr: &str,
+        source: PeerSource,
+        now: Instant,
+    ) -> Result<bool, PeerError> {
+        if self.address.as_ref().is_some_and(|a| a.as_str() == addr) {
+            return Ok(false);
+        }
+        self.engine.add_peer(addr, source, now)
+    }
+
+    /// Removes a peer.
+    pub fn remove_peer(&mut self, addr: &str) -> bool {
+        self.engine.remove_peer(addr)
+    }
+
+    // ----- input -----
+
+    /// Takes what a read of one incoming connection produced: splits the §2 header, handles
+    /// the frame, counts rejects and raises events.
+    pub fn ingest(&mut self, now: Instant, input: Ingress<'_>) -> Result<Handled, WireError> {
+        self.transport.accepted += 1;
+        let payload = match input {
+            Ingress::Payload(p) => p,
+            Ingress::TooLarge => return Err(self.read_failed(WireError::FrameTooLarge)),
+            Ingress::TooSlow => return Err(self.read_failed(WireError::TooSlow)),
+            Ingress::Reset => {
+                self.transport.read_failed += 1;
+                return Err(WireError::Truncated);
+            }
+        };
+        let refused_before = self.engine.stats().peers_refused;
+        let r = match split_header(payload) {
+            Ok((from, frame)) => self.engine.handle(now, from, frame),
+            Err(e) => {
+                self.engine.record_reject(e);
+                Err(e)
+            }
+        };
+        match r {
+            Ok(h) if h.changed => self.events.push(Event::Changed {
+                value: self.value(),
+                cause: Cause::Merge,
+            }),
+            Err(WireError::CapacityExceeded | WireError::TooManyEntries) => {
+                self.events.push(Event::CapacityExceeded(Capacity::Entries))
+            }
+            _ => {}
+        }
+        if self.engine.stats().peers_refused > refused_before {
+            self.events.push(Event::CapacityExceeded(Capacity::Peers));
+        }
+        r
+    }
+
+    fn read_failed(&mut self, e: WireError) -> WireError {
+        self.transport.read_failed += 1;
+        self.engine.record_reject(e);
+        e
+    }
+
+    /// An incoming connection was dropped unread (every reader busy).
+    pub fn record_shed(&mut self) {
+        self.transport.shed += 1;
+    }
+
+    /// An outgoing frame was dropped before sending (send queue full).
+    pub fn record_send_dropped(&mut self) {
+        self.transport.send_dropped += 1;
+    }
+
+    // ----- output and timers -----
+
+    /// The next frame to send (see [`Engine::poll_transmit`]); `None` while there is no
+    /// address.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
+        self.address?;
+        self.engine.poll_transmit(now, buf)
+    }
+
+    /// A transmit reached `addr`.
+    pub fn on_delivered(&mut self, addr: &str, now: Instant) {
+        self.transport.sent += 1;
+        if self.engine.on_delivered(addr, now) {
+            if let Ok(id) = NodeId::new(addr) {
+                self.events.push(Event::PeerUp(id));
+            }
+        }
+    }
+
+    /// A transmit to `addr` failed.
+    pub fn on_send_failed(&mut self, addr: &str, now: Instant) {
+        self.transport.send_failed += 1;
+        if self.engine.on_send_failed(addr, now) {
+            if let Ok(id) = NodeId::new(addr) {
+                self.events.push(Event::PeerDown(id));
+            }
+        }
+    }
+
+    /// When [`Replica::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let gossip = self.address.and(self.engine.poll_timeout());
+        let snapshot = self.durable.then_some(self.next_snapshot);
+        match (gossip, snapshot) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs what is due at `now`: gossip rounds (with an address) and the snapshot policy.
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut impl rand_core::RngCore) {
+        if self.address.is_some() {
+            let before = self.engine.stats().peers_down;
+            self.engine.handle_timeout(now, rng);
+            let silent = self.engine.stats().peers_down - before;
+            if silent > 0 {
+                self.events.push(Event::PeersSilent(
+                    u32::try_from(silent).unwrap_or(u32::MAX),
+                ));
+            }
+        }
+        self.check_snapshot(now);
+    }
+
+    fn check_snapshot(&mut self, now: Instant) {
+        if !self.durable {
+            return;
+        }
+        let changes = self
+            .engine
+            .counter()
+            .version()
+            .wrapping_sub(self.snapshot_version);
+        let by_count = self.policy.after_changes != 0 && changes >= self.policy.after_changes;
+        let by_time = now >= self.next_snapshot;
+        if changes != 0 && (by_time || by_count) {
+            let _ = self.request_snapshot();
+        }
+        if by_time || by_count {
+            self.next_snapshot = now + self.policy.interval;
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event<L>> {
+        self.events.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests;
