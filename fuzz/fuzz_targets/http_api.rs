@@ -69,7 +69,7 @@ fn world() -> &'static World {
         });
         let app = Arc::new(AppState {
             node: Arc::clone(&node),
-            writes: tally::durable::Writes::new(Arc::clone(&node), None),
+            writes: tally::durable::Writes::new(Arc::clone(&node)),
             wal: None,
             guard,
             telemetry: tally::telemetry::Telemetry::new(),
