@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tally::discovery::{self, DiscoveryConfig, Registry};
-use tally::http::{self, parse_by, ApiOptions, AppState, MAX_BODY, MAX_BY};
+use tally::http::{self, parse_by, ApiOptions, NodeApi, MAX_BODY, MAX_BY};
 use tally_fuzz::Input;
 use tally_std::{Node, NodeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,7 +67,7 @@ fn world() -> &'static World {
             rate_per_client: None,
             request_timeout: Duration::from_secs(2),
         });
-        let app = Arc::new(AppState {
+        let app = Arc::new(NodeApi {
             node: Arc::clone(&node),
             writes: tally::durable::Writes::new(Arc::clone(&node)),
             wal: None,
@@ -390,7 +390,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = discovery::http_urls(inp.0);
     if let Ok(text) = std::str::from_utf8(inp.0) {
-        let _ = tally::gateway::cluster::parse_frames(text);
+        let _ = tally::gateway::parse_frames(text);
     }
     w.rt.block_on(async {
         match mode % 4 {

@@ -1,7 +1,7 @@
 //! `tally bench`: HTTP write throughput against one node, and how long five local nodes take
 //! to agree after a burst of writes. Measures; asserts nothing.
 
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::local_cluster::{Cluster, ClusterOptions};
 use crate::service::{NodeOptions, NodeService};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,7 +131,84 @@ pub async fn agreement(
     })
 }
 
+/// How writes are loaded: `wrk` (keep-alive, two threads, a `POST` script) when it is on the
+/// PATH, else the in-process loader ([`http_load`]), which shares the CPU with the node.
+async fn load(url: &str, concurrency: usize, duration: Duration) -> (LoadResult, &'static str) {
+    if let Some(r) = wrk_load(url, concurrency, duration).await {
+        return (r, "wrk");
+    }
+    (http_load(url, concurrency, duration).await, "in-process")
+}
+
+async fn wrk_load(url: &str, concurrency: usize, duration: Duration) -> Option<LoadResult> {
+    let script = std::env::temp_dir().join(format!("tally-bench-{}.lua", std::process::id()));
+    std::fs::write(&script, "wrk.method = \"POST\"\n").ok()?;
+    let threads = concurrency.clamp(1, 2);
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.arg(format!("-t{threads}"))
+        .arg(format!("-c{concurrency}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("-s")
+        .arg(&script)
+        .arg(format!("{}/increment", url.trim_end_matches('/')));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .ok()?
+        .ok()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let per_second = field("Requests/sec:")?;
+    let total = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(LoadResult {
+        concurrency,
+        ok: total.saturating_sub(errors),
+        errors,
+        per_second,
+    })
+}
+
+/// Mean latency of a 32-byte append plus `fdatasync` in `dir`, over `n` rounds: what one
+/// durable answer waits for at least.
+pub fn fsync_latency(dir: &std::path::Path, n: u32) -> std::io::Result<Duration> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let start = Instant::now();
+    for _ in 0..n {
+        f.write_all(&[0x5a; 32])?;
+        f.sync_data()?;
+    }
+    let took = start.elapsed() / n.max(1);
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(took)
+}
+
 /// Runs the whole bench: load at each concurrency against one fresh node, then agreement.
+///
+/// With `durable`, an in-memory node and a durable one (`--fsync always`) are loaded in the
+/// same run, level by level, after a 1 s warm-up each, and the disk's fsync latency is
+/// measured first: at concurrency *c* a durable node cannot answer more than
+/// *c* / (fsync latency + in-memory request time) writes a second.
 pub async fn run(
     levels: &[usize],
     duration: Duration,
@@ -139,33 +216,63 @@ pub async fn run(
     durable: bool,
 ) -> anyhow::Result<String> {
     let mut report = String::new();
-    let data_dir =
-        durable.then(|| std::env::temp_dir().join(format!("tally-bench-{}", std::process::id())));
-    let own = match url {
-        Some(_) => None,
-        None => Some(
+    if let Some(url) = url {
+        for &c in levels {
+            let (r, how) = load(&url, c, duration).await;
+            report.push_str(&format!(
+                "http increments, concurrency {:>3}: {:>9.0} req/s ({} ok, {} errors; {how})\n",
+                r.concurrency, r.per_second, r.ok, r.errors
+            ));
+        }
+        return Ok(report);
+    }
+    let data_dir = std::env::temp_dir().join(format!("tally-bench-{}", std::process::id()));
+    let fsync = if durable {
+        let f = fsync_latency(&data_dir, 1000)?;
+        report.push_str(&format!(
+            "this disk: append + fdatasync {:.1} µs (mean of 1000)\n",
+            f.as_secs_f64() * 1e6
+        ));
+        Some(f)
+    } else {
+        None
+    };
+    let memory = NodeService::start(NodeOptions::loopback()).await?;
+    let disk = match durable {
+        true => Some(
             NodeService::start(NodeOptions {
-                data_dir: data_dir.clone(),
+                data_dir: Some(data_dir.join("data")),
                 ..NodeOptions::loopback()
             })
             .await?,
         ),
+        false => None,
     };
-    report.push_str(if durable {
-        "durable node (--fsync always): every answer waits for its fsync\n"
-    } else {
-        "in-memory node (no --data-dir)\n"
-    });
-    let url = url.unwrap_or_else(|| own.as_ref().map(NodeService::url).unwrap_or_default());
+    report.push_str("http increments (POST /increment, keep-alive), req/s\n");
+    report
+        .push_str(" concurrency   in-memory     durable   durable/in-memory   bound c/(fsync+t)\n");
     for &c in levels {
-        let r = http_load(&url, c, duration).await;
-        report.push_str(&format!(
-            "http increments, concurrency {:>3}: {:>9.0} req/s ({} ok, {} errors)\n",
-            r.concurrency, r.per_second, r.ok, r.errors
-        ));
+        let warm = Duration::from_secs(1);
+        let _ = load(&memory.url(), c, warm).await;
+        let (mem, how) = load(&memory.url(), c, duration).await;
+        let mut line = format!(" {c:>11} {:>11.0}", mem.per_second);
+        if let (Some(d), Some(f)) = (&disk, fsync) {
+            let _ = load(&d.url(), c, warm).await;
+            let (dur, _) = load(&d.url(), c, duration).await;
+            let t = 1.0 / mem.per_second.max(1.0) * c as f64;
+            let bound = c as f64 / (f.as_secs_f64() + t);
+            line.push_str(&format!(
+                " {:>11.0} {:>19.2} {:>19.0}",
+                dur.per_second,
+                dur.per_second / mem.per_second.max(1.0),
+                bound
+            ));
+        }
+        line.push_str(&format!("   ({how})\n"));
+        report.push_str(&line);
     }
-    if let Some(s) = own {
-        if let Some(wal) = &s.wal {
+    if let Some(d) = disk {
+        if let Some(wal) = &d.wal {
             let st = wal.stats();
             report.push_str(&format!(
                 "  log: {} records in {} fsynced batches (mean batch {:.1}, mean fsync {:?})\n",
@@ -175,11 +282,10 @@ pub async fn run(
                 st.fsync_mean()
             ));
         }
-        s.stop().await;
+        d.stop().await;
     }
-    if let Some(dir) = data_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    memory.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
     let a = agreement(5, 1000, Duration::from_secs(2)).await?;
     report.push_str(&format!(
         "agreement: {} nodes, {} increments, sync {} ms: all agree {} ms after the last answer\n",

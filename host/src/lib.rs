@@ -2,7 +2,7 @@
 //!
 //! Everything the `tally` binary runs, as a library: the node service (gossip node from
 //! `tally-std` + HTTP API + discovery client), the discovery service, the local cluster, the
-//! command line and a simulated demo. The binary's `main` only parses arguments and calls
+//! command line. The binary's `main` only parses arguments and calls
 //! [`cli::run`].
 //!
 //! ## Who owns I/O and time
@@ -10,16 +10,34 @@
 //! The gossip node runs on `tally-std`'s threads. HTTP (API, discovery, client) runs on a tokio
 //! runtime created by [`cli::run`]; library users bring their own runtime.
 
-pub mod bench;
+//!
+//! ## What an embedding program uses
+//!
+//! | module | what |
+//! |---|---|
+//! | [`service`] | [`service::NodeService`]: one complete node (gossip, HTTP API, discovery client, durability) |
+//! | [`durable`], [`wal`] | the write-ahead log and the node's journal on it |
+//! | [`http`] | the node's HTTP API as an axum router |
+//! | [`discovery`] | the discovery service and its client |
+//! | [`gateway`] | the API gateway and its dashboard |
+//! | [`telemetry`] | per-server Prometheus registries |
+//! | [`cli`] | the command line (what the binary runs) |
+//!
+//! The developers' tools (`tally demo`, `tally sim`, `tally scaling`) and their dependencies
+//! are behind the `dev-tools` feature.
+
+mod bench;
 pub mod cli;
-pub mod cluster;
-pub mod dashboard;
-pub mod demo;
+mod dashboard;
+#[cfg(feature = "dev-tools")]
+mod demo;
 pub mod discovery;
 pub mod durable;
 pub mod gateway;
 pub mod http;
+mod local_cluster;
 pub mod service;
-pub mod sim;
+#[cfg(feature = "dev-tools")]
+pub mod simulation;
 pub mod telemetry;
 pub mod wal;

@@ -126,7 +126,7 @@ impl NodeService {
         let guard = http::Guard::new(opts.api.clone());
         let writes = durable::Writes::new(Arc::clone(&node));
         tasks.push(telemetry.spawn_upkeep(shutdown.clone()));
-        let router = http::router(Arc::new(http::AppState {
+        let router = http::router(Arc::new(http::NodeApi {
             node: Arc::clone(&node),
             writes,
             wal: wal.clone(),

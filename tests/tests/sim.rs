@@ -8,7 +8,7 @@
     clippy::panic
 )]
 
-use tally::sim::{run, SimOptions};
+use tally::simulation::{run, SimOptions};
 use tally_core::sim::{NetConfig, Network, Topology};
 use tally_core::{Config, Duration, Instant, MessageType};
 

@@ -4,7 +4,7 @@
 use crate::config::NodeConfig;
 use crate::journal::{self, Committer, Done, JournalError, Pending};
 use crate::listener;
-use crate::sender::{Outgoing, Senders};
+use crate::sender::{Delivery, Senders};
 use crate::state::{HostReplica, NodeState};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -459,7 +459,7 @@ fn drive(state: &NodeState, senders: &Senders) {
                 }
             }
             while let Some(t) = replica.poll_transmit(now, &mut buf) {
-                out.push(Outgoing {
+                out.push(Delivery {
                     to: t.to.to_string(),
                     payload: buf.get(..t.len).unwrap_or_default().to_vec(),
                 });

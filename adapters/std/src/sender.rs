@@ -1,4 +1,4 @@
-//! Outgoing frames: a small pool of sender threads, each frame one connection (connect with a
+//! Delivery frames: a small pool of sender threads, each frame one connection (connect with a
 //! timeout, one write of the whole buffer, close), the outcome reported to the engine.
 
 use crate::state::NodeState;
@@ -10,13 +10,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// One frame to deliver.
-pub(crate) struct Outgoing {
+pub(crate) struct Delivery {
     pub to: String,
     pub payload: Vec<u8>,
 }
 
 pub(crate) struct Senders {
-    tx: SyncSender<Outgoing>,
+    tx: SyncSender<Delivery>,
 }
 
 impl Senders {
@@ -26,7 +26,7 @@ impl Senders {
         queue: usize,
         connect_timeout: Duration,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
-        let (tx, rx) = sync_channel::<Outgoing>(queue.max(1));
+        let (tx, rx) = sync_channel::<Delivery>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
@@ -41,7 +41,7 @@ impl Senders {
     }
 
     /// Queues a frame; a full queue drops it and reports the failure to the engine.
-    pub(crate) fn send(&self, out: Outgoing, state: &NodeState) {
+    pub(crate) fn send(&self, out: Delivery, state: &NodeState) {
         match self.tx.try_send(out) {
             Ok(()) => {}
             Err(TrySendError::Full(out) | TrySendError::Disconnected(out)) => {
@@ -54,7 +54,7 @@ impl Senders {
     }
 }
 
-fn run(rx: &Mutex<Receiver<Outgoing>>, state: &NodeState, connect_timeout: Duration) {
+fn run(rx: &Mutex<Receiver<Delivery>>, state: &NodeState, connect_timeout: Duration) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(out) = next else { break };
@@ -71,7 +71,7 @@ fn run(rx: &Mutex<Receiver<Outgoing>>, state: &NodeState, connect_timeout: Durat
     }
 }
 
-fn deliver(out: &Outgoing, connect_timeout: Duration) -> std::io::Result<()> {
+fn deliver(out: &Delivery, connect_timeout: Duration) -> std::io::Result<()> {
     let addr = out
         .to
         .to_socket_addrs()?

@@ -65,7 +65,7 @@ pub struct Handled {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-enum Outgoing {
+enum Planned {
     Pull,
     Ack(u64),
     /// The entries changed after `since` (0: the full state); a `backstop` Push also carries
@@ -80,7 +80,7 @@ enum Outgoing {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct Pending<const L: usize> {
     to: NodeId<L>,
-    what: Outgoing,
+    what: Planned,
 }
 
 /// A gossip node: counter + peers + queue. See the module docs for the call order.
@@ -375,7 +375,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             Message::DigestPull { digest, .. } => {
                 if digest == self.digest() {
                     self.learn(slot, self.counter.version(), now);
-                    self.reply(slot, from, Outgoing::Ack(digest), now);
+                    self.reply(slot, from, Planned::Ack(digest), now);
                 } else {
                     self.answer_mismatch(from, slot, now);
                 }
@@ -471,7 +471,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         if !self.has_changes_since(since) {
             return false;
         }
-        let what = Outgoing::Push {
+        let what = Planned::Push {
             since,
             backstop: false,
         };
@@ -507,19 +507,19 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             self.reply(
                 slot,
                 from,
-                Outgoing::Push {
+                Planned::Push {
                     since: 0,
                     backstop: false,
                 },
                 now,
             );
         } else {
-            self.reply(slot, from, Outgoing::Pull, now);
+            self.reply(slot, from, Planned::Pull, now);
         }
     }
 
     /// Queues a reply to the sender of a frame, within the per-address reply rate limit.
-    fn reply(&mut self, slot: Option<usize>, to: NodeId<L>, what: Outgoing, now: Instant) {
+    fn reply(&mut self, slot: Option<usize>, to: NodeId<L>, what: Planned, now: Instant) {
         let interval = self.config.sync_interval;
         let limit = self.config.max_replies_per_interval;
         let (count, since) = match slot.and_then(|i| self.peers.at_mut(i)) {
@@ -539,7 +539,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         self.enqueue(to, what);
     }
 
-    fn enqueue(&mut self, to: NodeId<L>, what: Outgoing) {
+    fn enqueue(&mut self, to: NodeId<L>, what: Planned) {
         let duplicate = self.queue.iter().any(|p| p.to == to && p.what == what);
         if duplicate {
             return;
@@ -573,7 +573,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 let _ = chosen.push(a);
             });
             for to in chosen {
-                self.enqueue(to, Outgoing::Pull);
+                self.enqueue(to, Planned::Pull);
             }
             self.next_sync = advance(self.next_sync, self.config.sync_interval, now);
         }
@@ -593,7 +593,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     if !known {
                         self.enqueue(
                             to,
-                            Outgoing::Push {
+                            Planned::Push {
                                 since: 0,
                                 backstop: true,
                             },
@@ -636,9 +636,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let (message, len) = {
             let out = buf.get_mut(body_at..)?;
             match p.what {
-                Outgoing::Pull | Outgoing::Ack(_) => {
+                Planned::Pull | Planned::Ack(_) => {
                     let (message, digest) = match p.what {
-                        Outgoing::Ack(d) => (MessageType::DigestAck, d),
+                        Planned::Ack(d) => (MessageType::DigestAck, d),
                         _ => {
                             let d = self.digest();
                             let version = self.counter.version();
@@ -661,7 +661,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     };
                     (message, m.emit(out).ok()?)
                 }
-                Outgoing::Push { since, backstop } => {
+                Planned::Push { since, backstop } => {
                     // Leave out what the peer itself gave us only when we know what it holds: a
                     // peer we know nothing about may have lost it (a restart without its disk).
                     let echo = !backstop && self.config.delta_sync && since != 0;

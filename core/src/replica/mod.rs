@@ -324,6 +324,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         self.commit(p).map_err(|_| PrepareError::Backlog)
     }
 
+    /// Whether local writes go through the persist stream ([`ReplicaConfig::durable`]): a
+    /// durable replica commits a write only after its record is persisted.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
     /// Whether records wait in the persist stream.
     pub fn wants_persist(&self) -> bool {
         !self.queue.is_empty()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Which write.
 #[derive(Debug, Clone, Copy)]
-pub enum Op {
+pub enum CounterOp {
     /// POST /increment.
     Increment,
     /// POST /decrement.
@@ -47,10 +47,10 @@ pub async fn get(args: ClientArgs) -> ExitCode {
 }
 
 /// `tally inc` / `tally dec`.
-pub async fn write(args: WriteArgs, op: Op) -> ExitCode {
+pub async fn write(args: WriteArgs, op: CounterOp) -> ExitCode {
     let path = match op {
-        Op::Increment => "increment",
-        Op::Decrement => "decrement",
+        CounterOp::Increment => "increment",
+        CounterOp::Decrement => "decrement",
     };
     let url = format!("{}/{path}", base(&args.target.node));
     let body = serde_json::json!({ "by": args.by });

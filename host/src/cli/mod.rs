@@ -1,10 +1,11 @@
 //! The `tally` command line: argument definitions and dispatch. `main` only calls [`run`].
 
 mod client;
-mod cluster;
+mod local_cluster;
 mod node;
 mod secrets;
-mod sim;
+#[cfg(feature = "dev-tools")]
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -40,16 +41,20 @@ pub enum Command {
     /// Decrement the counter and print the new value.
     Dec(WriteArgs),
     /// Run five engines on the simulated network and watch them converge.
+    #[cfg(feature = "dev-tools")]
     Demo,
     /// Measure HTTP write throughput and cluster agreement time.
     Bench(BenchArgs),
     /// Simulate N real engines on virtual time over a lossy network (deterministic per seed).
+    #[cfg(feature = "dev-tools")]
     Sim(SimArgs),
     /// Rounds to agreement at several sizes over many seeds, as a Markdown table and a curve.
+    #[cfg(feature = "dev-tools")]
     Scaling(ScalingArgs),
 }
 
 /// `tally scaling`.
+#[cfg(feature = "dev-tools")]
 #[derive(Debug, clap::Args)]
 pub struct ScalingArgs {
     /// Cluster sizes.
@@ -64,6 +69,7 @@ pub struct ScalingArgs {
 }
 
 /// `tally sim`.
+#[cfg(feature = "dev-tools")]
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
     /// Number of nodes.
@@ -85,7 +91,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     pub ops: usize,
     /// Split the nodes in two halves from round FROM until round TO: `FROM..TO`.
-    #[arg(long, value_parser = sim::parse_partition)]
+    #[arg(long, value_parser = simulate::parse_partition)]
     pub partition: Option<(u64, u64)>,
     /// Seed: a run is a pure function of its seed and flags.
     #[arg(long, default_value_t = 1)]
@@ -279,6 +285,7 @@ pub fn init_logging(level: &str) {
 /// Runs the command line; the exit code is the process's.
 pub fn run(cli: Cli) -> ExitCode {
     let command = match cli.command {
+        #[cfg(feature = "dev-tools")]
         Command::Demo => {
             let (ok, report) = crate::demo::run(crate::demo::DemoConfig::default());
             print!("{report}");
@@ -288,8 +295,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             };
         }
-        Command::Sim(args) => return report(sim::run(args)),
-        Command::Scaling(args) => return report(sim::scaling(args)),
+        #[cfg(feature = "dev-tools")]
+        Command::Sim(args) => return report(simulate::run(args)),
+        #[cfg(feature = "dev-tools")]
+        Command::Scaling(args) => return report(simulate::scaling(args)),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -306,11 +315,12 @@ pub fn run(cli: Cli) -> ExitCode {
         match command {
             Command::Node(args) => report(node::run(args).await),
             Command::Discovery(args) => report(node::run_discovery(args).await),
-            Command::Cluster(args) => report(cluster::run(args).await),
+            Command::Cluster(args) => report(local_cluster::run(args).await),
             Command::Gateway(args) => report(node::run_gateway(args).await),
             Command::Get(args) => client::get(args).await,
-            Command::Inc(args) => client::write(args, client::Op::Increment).await,
-            Command::Dec(args) => client::write(args, client::Op::Decrement).await,
+            Command::Inc(args) => client::write(args, client::CounterOp::Increment).await,
+            Command::Dec(args) => client::write(args, client::CounterOp::Decrement).await,
+            #[cfg(feature = "dev-tools")]
             Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");

@@ -5,7 +5,7 @@
 //! it; a node can serve it too by merging [`router`] into its own router.
 //!
 //! The page finds out what it is talking to: when `GET /cluster` answers (a gateway, see
-//! [`crate::gateway::cluster`]) it shows every node; otherwise it shows the node it was loaded
+//! the gateway's `GET /cluster`) it shows every node; otherwise it shows the node it was loaded
 //! from, from that node's `GET /counter`, `GET /peers` and `GET /metrics`. Every 500 ms it
 //! shows each node's value, its peers and their state, frames per second in and out (rates of
 //! `tally_frames_in_total` / `tally_frames_out_total` between two polls; `–` without

@@ -1,7 +1,7 @@
 //! Background loops: active health checks of every node, and the node list from discovery.
 
 use super::nodes::Upstream;
-use super::proxy::{chain, Shared};
+use super::proxy::{chain, GatewayHandle};
 use reqwest::Method;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -17,7 +17,7 @@ fn alive(status: reqwest::StatusCode) -> bool {
 /// Checks one node: `GET /health` (2xx, or 401/403/429: up but refusing the gateway), then
 /// `GET /counter` to refresh the value shown by `GET /nodes`. A healthy answer readmits a
 /// removed node.
-pub async fn check(gateway: &Shared, node: &Upstream) {
+pub async fn check(gateway: &GatewayHandle, node: &Upstream) {
     let timeout = gateway.config.health_timeout;
     match gateway
         .exchange(
@@ -59,7 +59,7 @@ pub async fn check(gateway: &Shared, node: &Upstream) {
 }
 
 /// Checks every node every `health_every` (all at once) until `shutdown`.
-pub async fn health_loop(gateway: Shared, shutdown: CancellationToken) {
+pub async fn health_loop(gateway: GatewayHandle, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(
         gateway
             .config
@@ -86,7 +86,7 @@ pub async fn health_loop(gateway: Shared, shutdown: CancellationToken) {
 
 /// Fetches the node URLs from the discovery service at `base` (the `http` fields of
 /// `GET /peers`; entries without one are skipped) and replaces the node set with them.
-pub async fn refresh_from_discovery(gateway: &Shared, base: &str) -> Result<(), String> {
+pub async fn refresh_from_discovery(gateway: &GatewayHandle, base: &str) -> Result<(), String> {
     let url = format!("{}/peers", super::nodes::normalize_url(base));
     let response = gateway
         .client
@@ -116,7 +116,7 @@ pub async fn refresh_from_discovery(gateway: &Shared, base: &str) -> Result<(), 
 
 /// Refreshes the node set from discovery every `discovery_every` until `shutdown`. A failed
 /// refresh keeps the nodes known (first failure a warning, the next ones debug lines).
-pub async fn discovery_loop(gateway: Shared, base: String, shutdown: CancellationToken) {
+pub async fn discovery_loop(gateway: GatewayHandle, base: String, shutdown: CancellationToken) {
     let every = gateway
         .config
         .discovery_every

@@ -46,12 +46,14 @@
 //! # }
 //! ```
 
-pub mod checks;
-pub mod cluster;
-pub mod metrics;
-pub mod nodes;
-pub mod proxy;
-pub mod routes;
+mod checks;
+mod metrics;
+mod nodes;
+mod overview;
+mod proxy;
+mod routes;
+
+pub use overview::parse_frames;
 
 use crate::telemetry::Telemetry;
 use std::sync::Arc;
@@ -129,7 +131,7 @@ impl GatewayConfig {
 }
 
 /// Builds the gateway state: the pooled client, the static nodes (if any), the metrics.
-fn build(config: GatewayConfig, telemetry: Telemetry) -> std::io::Result<proxy::Shared> {
+fn build(config: GatewayConfig, telemetry: Telemetry) -> std::io::Result<proxy::GatewayHandle> {
     let client = reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .pool_max_idle_per_host(config.max_idle_per_node)
@@ -156,7 +158,7 @@ fn build(config: GatewayConfig, telemetry: Telemetry) -> std::io::Result<proxy::
         client,
         nodes,
         metrics: metrics::GatewayMetrics::new(telemetry),
-        cluster: cluster::ClusterCache::default(),
+        cluster: overview::ClusterCache::default(),
         node_auth,
     });
     gateway.publish_rotation();

@@ -27,7 +27,7 @@ pub struct Gateway {
     /// Its metrics.
     pub metrics: GatewayMetrics,
     /// The last `GET /cluster` answer.
-    pub cluster: super::cluster::ClusterCache,
+    pub cluster: super::overview::ClusterCache,
     /// `Authorization: Bearer <node_token>`, when the config has a node token.
     pub node_auth: Option<HeaderValue>,
 }
@@ -321,5 +321,5 @@ impl Gateway {
     }
 }
 
-/// Shared handle to the gateway state.
-pub type Shared = Arc<Gateway>;
+/// A handle to the gateway state, cloned into every task.
+pub type GatewayHandle = Arc<Gateway>;

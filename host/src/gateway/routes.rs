@@ -1,7 +1,7 @@
 //! The gateway's HTTP routes; every answer is JSON but `/metrics` (Prometheus text) and the
 //! dashboard's assets.
 
-use super::proxy::{Answer, Shared};
+use super::proxy::{Answer, GatewayHandle};
 use crate::http::{parse_by, ApiError, MAX_BODY};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -40,7 +40,7 @@ fn route_label(path: &str) -> &'static str {
 }
 
 /// The gateway's router over `gateway`.
-pub fn router(gateway: Shared) -> Router {
+pub fn router(gateway: GatewayHandle) -> Router {
     Router::new()
         .route("/counter", get(counter))
         .route("/increment", post(increment))
@@ -58,7 +58,7 @@ pub fn router(gateway: Shared) -> Router {
 }
 
 /// Counts every answer by route and status, and times it.
-async fn track(State(gateway): State<Shared>, request: Request, next: Next) -> Response {
+async fn track(State(gateway): State<GatewayHandle>, request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
@@ -94,14 +94,14 @@ fn amount(body: Result<Bytes, BytesRejection>) -> Result<u64, ApiError> {
 }
 
 /// `GET /counter`: a node's `{"value","node"}`, retried on the other nodes.
-async fn counter(State(gateway): State<Shared>, headers: HeaderMap) -> Response {
+async fn counter(State(gateway): State<GatewayHandle>, headers: HeaderMap) -> Response {
     let auth = headers.get(AUTHORIZATION);
     forward(gateway.read("/counter", "/counter", auth).await)
 }
 
 /// `POST /increment` with the node's `{"by": N}` rules.
 async fn increment(
-    State(gateway): State<Shared>,
+    State(gateway): State<GatewayHandle>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -114,7 +114,7 @@ async fn increment(
 
 /// `POST /decrement` with the node's `{"by": N}` rules.
 async fn decrement(
-    State(gateway): State<Shared>,
+    State(gateway): State<GatewayHandle>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -126,19 +126,19 @@ async fn decrement(
 }
 
 /// `GET /nodes`: every node with its health, last error, latency and last value.
-async fn nodes(State(gateway): State<Shared>) -> Response {
+async fn nodes(State(gateway): State<GatewayHandle>) -> Response {
     let views: Vec<_> = gateway.nodes.all().iter().map(|n| n.view()).collect();
     Json(views).into_response()
 }
 
 /// `GET /cluster`: see [`super::cluster`].
-async fn cluster(State(gateway): State<Shared>) -> Response {
+async fn cluster(State(gateway): State<GatewayHandle>) -> Response {
     let snapshot = gateway.cluster.get(&gateway).await;
     Json(&*snapshot).into_response()
 }
 
 /// `GET /health`: 200 while at least one node is healthy, else 503.
-async fn health(State(gateway): State<Shared>) -> Response {
+async fn health(State(gateway): State<GatewayHandle>) -> Response {
     let (healthy, total) = gateway.nodes.counts();
     let (status, word) = match healthy {
         0 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -155,7 +155,7 @@ async fn health(State(gateway): State<Shared>) -> Response {
 }
 
 /// `GET /metrics`: the gateway's own series, Prometheus text.
-async fn metrics(State(gateway): State<Shared>) -> Response {
+async fn metrics(State(gateway): State<GatewayHandle>) -> Response {
     gateway.publish_rotation();
     gateway.metrics.telemetry().response()
 }

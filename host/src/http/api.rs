@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tally_std::{LocalOp, Node, PeerSource, PeerState};
 
-/// Shared state of the API handlers.
+/// What the API's handlers serve: the node, its write path, its log, guard and metrics.
 #[derive(Clone)]
-pub struct AppState {
+pub struct NodeApi {
     /// The gossip node.
     pub node: Arc<Node>,
     /// The (durable) write path.
@@ -28,9 +28,6 @@ pub struct AppState {
     /// This node's metrics registry.
     pub telemetry: crate::telemetry::Telemetry,
 }
-
-/// Shared state of the API handlers.
-pub type ApiState = Arc<AppState>;
 
 // The answers carrying a value are typed: serde_json writes an `i128` exactly, while its
 // `Value` (and so `json!`) cannot hold one outside `i64`/`u64`, and a counter's value spans
@@ -72,7 +69,7 @@ pub struct StateAnswer {
 }
 
 /// `GET /counter` → `{"value": V, "node": ID}`.
-pub async fn counter(State(app): State<ApiState>) -> Json<ValueAnswer> {
+pub async fn counter(State(app): State<Arc<NodeApi>>) -> Json<ValueAnswer> {
     let node = &app.node;
     Json(ValueAnswer {
         value: node.value(),
@@ -82,7 +79,7 @@ pub async fn counter(State(app): State<ApiState>) -> Json<ValueAnswer> {
 
 /// `POST /increment` with optional `{"by": N}` → `{"value": V, "node": ID}`.
 pub async fn increment(
-    State(app): State<ApiState>,
+    State(app): State<Arc<NodeApi>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
     write(&app, LocalOp::Increment, body).await
@@ -90,14 +87,14 @@ pub async fn increment(
 
 /// `POST /decrement` with optional `{"by": N}` → `{"value": V, "node": ID}`.
 pub async fn decrement(
-    State(app): State<ApiState>,
+    State(app): State<Arc<NodeApi>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
     write(&app, LocalOp::Decrement, body).await
 }
 
 async fn write(
-    app: &AppState,
+    app: &NodeApi,
     op: fn(u64) -> LocalOp,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
@@ -121,7 +118,7 @@ fn write_error(e: WriteError) -> ApiError {
 }
 
 /// `GET /local-counter` → this node's own totals.
-pub async fn local_counter(State(app): State<ApiState>) -> Json<LocalAnswer> {
+pub async fn local_counter(State(app): State<Arc<NodeApi>>) -> Json<LocalAnswer> {
     let node = &app.node;
     let (inc, dec) = node.local();
     Json(LocalAnswer {
@@ -133,7 +130,7 @@ pub async fn local_counter(State(app): State<ApiState>) -> Json<LocalAnswer> {
 }
 
 /// `GET /state` → `{"inc": {id: n}, "dec": {id: n}}` (non-zero entries).
-pub async fn state(State(app): State<ApiState>) -> Json<StateAnswer> {
+pub async fn state(State(app): State<Arc<NodeApi>>) -> Json<StateAnswer> {
     let node = &app.node;
     let mut inc = BTreeMap::new();
     let mut dec = BTreeMap::new();
@@ -169,7 +166,7 @@ pub struct PeerView {
 }
 
 /// `GET /peers`.
-pub async fn peers(State(app): State<ApiState>) -> Json<Vec<PeerView>> {
+pub async fn peers(State(app): State<Arc<NodeApi>>) -> Json<Vec<PeerView>> {
     let node = &app.node;
     Json(
         node.peers()
@@ -190,7 +187,7 @@ pub async fn peers(State(app): State<ApiState>) -> Json<Vec<PeerView>> {
 }
 
 /// `GET /health`.
-pub async fn health(State(app): State<ApiState>) -> Json<Value> {
+pub async fn health(State(app): State<Arc<NodeApi>>) -> Json<Value> {
     let node = &app.node;
     let peers = node.peers();
     let alive = peers.iter().filter(|p| p.state == PeerState::Alive).count();

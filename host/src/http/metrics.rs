@@ -6,7 +6,7 @@
 //! copied in at scrape time as absolute values; events that need a distribution (fsync
 //! latency, batch sizes, HTTP requests) are recorded as they happen.
 
-use super::api::ApiState;
+use super::api::NodeApi;
 use crate::telemetry::Telemetry;
 use crate::wal::WalObserver;
 use axum::extract::{MatchedPath, Request, State};
@@ -14,11 +14,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{counter, gauge, histogram};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tally_core::{MessageType, PeerState, WireError};
 
 /// `GET /metrics`.
-pub async fn handler(State(app): State<ApiState>) -> Response {
+pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
     let node = &app.node;
     let stats = node.stats();
     let transport = node.transport();
@@ -73,7 +74,7 @@ pub async fn handler(State(app): State<ApiState>) -> Response {
 }
 
 /// Counts every request by matched route and status.
-pub async fn count_requests(State(app): State<ApiState>, req: Request, next: Next) -> Response {
+pub async fn count_requests(State(app): State<Arc<NodeApi>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -21,7 +21,7 @@ mod guard;
 mod metrics;
 
 pub use amount::{parse_by, MAX_BY};
-pub use api::AppState;
+pub use api::NodeApi;
 pub use error::ApiError;
 pub use guard::{ApiOptions, Guard, GuardCounters};
 pub use metrics::WalMetrics;
@@ -37,7 +37,7 @@ pub const MAX_BODY: usize = 4 * 1024;
 
 /// The node API's routes (and its dashboard and `/metrics`), protected by the state's guard
 /// (token, rate limit, request deadline).
-pub fn router(app: Arc<AppState>) -> Router {
+pub fn router(app: Arc<NodeApi>) -> Router {
     let guard = Arc::clone(&app.guard);
     let timeout = guard_timeout(&guard);
     Router::new()

@@ -6,7 +6,7 @@ use super::policy::FsyncPolicy;
 use super::recovery::recover;
 use super::stats::WalStats;
 use super::storage::{FsStorage, LockGuard, Storage, LOCK_FILE};
-use super::writer::{Chunk, Shared, State, Writer};
+use super::writer::{Chunk, Pipeline, State, Writer};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Ticket {
 /// reference or `Arc`. Dropping it writes and fsyncs what is queued, then stops the writer.
 #[derive(Debug)]
 pub struct Wal {
-    shared: Arc<Shared>,
+    shared: Arc<Pipeline>,
     dir: PathBuf,
     policy: FsyncPolicy,
     writer: Option<JoinHandle<()>>,
@@ -142,7 +142,7 @@ impl Wal {
         })?;
         let segment_bytes = config.segment_bytes.max(1);
         let opened = recover(&*storage, &dir, segment_bytes)?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Pipeline::default());
         let writer = Writer {
             shared: Arc::clone(&shared),
             storage,

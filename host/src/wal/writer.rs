@@ -39,7 +39,7 @@ pub(crate) struct State {
 
 /// The mutex and the two condition variables.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub(crate) struct Pipeline {
     pub state: Mutex<State>,
     /// Signalled when there is work for the writer.
     pub work: Condvar,
@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     pub done: Condvar,
 }
 
-impl Shared {
+impl Pipeline {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; if something did, the state is still coherent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -57,7 +57,7 @@ impl Shared {
 /// The writer thread's own state.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<Pipeline>,
     pub storage: Arc<dyn Storage>,
     pub dir: PathBuf,
     pub policy: FsyncPolicy,

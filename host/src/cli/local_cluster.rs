@@ -2,7 +2,7 @@
 //! in one process.
 
 use super::{init_logging, ClusterArgs};
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::local_cluster::{Cluster, ClusterOptions};
 use anyhow::Context;
 
 /// Starts the cluster, prints its URLs, runs until Ctrl-C (or `--duration`), stops it cleanly.

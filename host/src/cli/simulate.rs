@@ -2,7 +2,7 @@
 //! with `--json`).
 
 use super::SimArgs;
-use crate::sim::{self, SimOptions, SimReport};
+use crate::simulation::{self, SimOptions, SimReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} round {pos} · {msg} · {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    let report = sim::run(&opts, |round, fraction| {
+    let report = simulation::run(&opts, |round, fraction| {
         // Only runs longer than a second get a progress bar.
         if bar.is_hidden() && started.elapsed() > Duration::from_secs(1) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
@@ -64,7 +64,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     print_text(&report);
     if let Some(path) = &args.plot {
-        sim::plot(
+        simulation::plot(
             &[(
                 format!("{} nodes, seed {}", report.nodes, report.seed),
                 &report,
@@ -138,7 +138,7 @@ pub fn scaling(args: super::ScalingArgs) -> anyhow::Result<()> {
     for &n in &args.sizes {
         let mut runs: Vec<SimReport> = (1..=args.seeds)
             .map(|seed| {
-                sim::run(
+                simulation::run(
                     &SimOptions {
                         nodes: n,
                         seed,
@@ -173,7 +173,7 @@ pub fn scaling(args: super::ScalingArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.plot {
         let refs: Vec<(String, &SimReport)> = curves.iter().map(|(l, r)| (l.clone(), r)).collect();
-        sim::plot(&refs, path)?;
+        simulation::plot(&refs, path)?;
         println!("\ncurve written to {}", path.display());
     }
     Ok(())

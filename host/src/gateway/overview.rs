@@ -14,7 +14,7 @@
 //! [`CACHE_FOR`], so many open dashboards cost the nodes no more than one.
 
 use super::nodes::Upstream;
-use super::proxy::Shared;
+use super::proxy::GatewayHandle;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
@@ -99,7 +99,7 @@ pub struct ClusterNode {
 }
 
 async fn get_text(
-    gateway: &Shared,
+    gateway: &GatewayHandle,
     node: &Upstream,
     path: &str,
 ) -> Option<(axum::body::Bytes, Duration)> {
@@ -113,7 +113,7 @@ async fn get_text(
     }
 }
 
-async fn probe(gateway: Shared, node: Arc<Upstream>) -> ClusterNode {
+async fn probe(gateway: GatewayHandle, node: Arc<Upstream>) -> ClusterNode {
     let view = node.view();
     let mut out = ClusterNode {
         url: view.url,
@@ -154,7 +154,7 @@ async fn probe(gateway: Shared, node: Arc<Upstream>) -> ClusterNode {
 }
 
 /// Builds the `GET /cluster` answer, querying every healthy node at once.
-pub async fn snapshot(gateway: &Shared) -> Value {
+pub async fn snapshot(gateway: &GatewayHandle) -> Value {
     let nodes = gateway.nodes.all();
     let mut probes = JoinSet::new();
     for (i, node) in nodes.iter().enumerate() {
@@ -189,7 +189,7 @@ pub struct ClusterCache {
 
 impl ClusterCache {
     /// The answer, fresh or at most [`CACHE_FOR`] old. Concurrent callers wait for one probe.
-    pub async fn get(&self, gateway: &Shared) -> Arc<Value> {
+    pub async fn get(&self, gateway: &GatewayHandle) -> Arc<Value> {
         let mut last = self.last.lock().await;
         if let Some((at, value)) = last.as_ref() {
             if at.elapsed() < CACHE_FOR {
