@@ -58,13 +58,18 @@ fn start_with(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let running = Running(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_string)
+        })
+        .expect("the node printed its URL");
+    // Keep reading, so that nothing the node prints later meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (running, url)
 }
 

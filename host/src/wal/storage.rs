@@ -23,7 +23,9 @@ pub type LockGuard = Box<dyn Any + Send + Sync>;
 
 /// File operations of the log. Paths are full paths; the log only touches its data directory.
 pub trait Storage: Send + Sync + Debug {
-    /// Creates `dir` (and its parents) if missing; fails with `NotADirectory` if `dir` is a file.
+    /// Creates `dir` (and its parents) if missing, durably: the parent of every directory it
+    /// creates is synced, so a power cut cannot take a new data directory away with its log.
+    /// Fails with `NotADirectory` if `dir` is a file.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Takes the exclusive lock of `dir` (its [`LOCK_FILE`]), writing and syncing it, which
     /// also proves the directory writable. Fails with `WouldBlock` if someone else holds it.
@@ -81,7 +83,20 @@ impl Storage for FsStorage {
                 return Err(io::ErrorKind::NotADirectory.into());
             }
         }
-        fs::create_dir_all(dir)
+        // The missing ancestors, outermost first.
+        let mut missing = Vec::new();
+        let mut at = Some(dir);
+        while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            missing.push(d.to_path_buf());
+            at = d.parent();
+        }
+        fs::create_dir_all(dir)?;
+        for d in missing.iter().rev() {
+            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent)?.sync_all()?;
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self, dir: &Path) -> io::Result<LockGuard> {
