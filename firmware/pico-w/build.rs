@@ -2,9 +2,8 @@
 //! the blob the driver loads: every non-empty line followed by a NUL, two more NULs at the end,
 //! padded with NULs to a multiple of 4 bytes.
 //!
-//! The NVRAM is board data kept outside the repository: `TALLY_CYW43_NVRAM` names the file;
-//! the default is `shared/firmware/cyw43-nvram-pico-w.txt` beside the repository (see
-//! README "Boards" for where to get it).
+//! The NVRAM is public board data carried in this package (`cyw43-nvram-pico-w.txt`, see
+//! `cyw43-nvram-pico-w.NOTICE.md`); `TALLY_CYW43_NVRAM` names another file.
 use std::path::PathBuf;
 use std::{env, fs};
 
@@ -32,14 +31,13 @@ fn main() {
     }
     let path = env::var_os("TALLY_CYW43_NVRAM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../../shared/firmware/cyw43-nvram-pico-w.txt"));
+        .unwrap_or_else(|| manifest.join("cyw43-nvram-pico-w.txt"));
     println!("cargo:rerun-if-changed={}", path.display());
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => panic!(
             "cannot read the CYW43439 NVRAM file {}: {e}\n\
-             Set TALLY_CYW43_NVRAM to the Pico W's NVRAM text (see README, Boards), or build \
-             only the W5500 board with --no-default-features --features w5500.",
+             It ships with this package; TALLY_CYW43_NVRAM may name another copy.",
             path.display()
         ),
     };
