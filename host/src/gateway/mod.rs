@@ -5,10 +5,10 @@
 //! | `GET /counter` | a node's `{"value", "node"}` (retried on the next node on failure) |
 //! | `POST /increment`, `POST /decrement` | optional `{"by": N}`, validated as the node does ([`crate::http::parse_by`]) → the node's answer |
 //! | `GET /nodes` | `[{"url", "healthy", "id", "fails", "last_error", "latency_ms", "last_value", "last_ok_ms_ago", "last_check_ms_ago", "requests", "errors"}]` |
-//! | `GET /cluster` | every node's value, peers and frame counters, and `converged` (see [`cluster`]) |
+//! | `GET /cluster` | every node's value, peers and frame counters, and `converged` |
 //! | `GET /health` | `{"status": "ok"/"degraded"/"unavailable", "role": "gateway", "nodes", "healthy"}`; 503 when no node is healthy |
-//! | `GET /metrics` | Prometheus text (see [`metrics`]) |
-//! | `GET /` | the dashboard ([`crate::dashboard`]) |
+//! | `GET /metrics` | Prometheus text (gateway and per-node series) |
+//! | `GET /` | the dashboard (one offline page, no external assets) |
 //!
 //! Forwarded answers carry the node's status and body and an `x-tally-node` header naming
 //! the node. Every error is JSON `{"error": "…"}`: 400/413 for bad bodies, 404, 405, 503
