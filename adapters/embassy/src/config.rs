@@ -1,26 +1,23 @@
-//! [`NodeConfig`]: what an embassy node listens on, whom it knows, and its limits.
+//! [`NodeConfig`]: what an embassy node accepts on, whom it knows, and its I/O deadlines.
+//!
+//! The node's identity, engine settings and durability are the replica's (built by the
+//! caller, see [`crate::State::new`]); this is only what the I/O loops need.
 
 use embassy_time::Duration;
-use tally_core::Config;
 
-/// Settings of a node. `NodeConfig::new(advertise, port)` gives the defaults.
+/// Settings of a node's I/O. `NodeConfig::new(port)` gives the defaults.
 ///
-/// Everything is borrowed: the strings are only read while [`crate::new`] builds the engine.
+/// Everything is borrowed: the strings are only read while [`crate::new`] starts the node.
 #[derive(Clone, Copy, Debug)]
 pub struct NodeConfig<'c> {
     /// The gossip port to accept on (all local addresses).
     pub port: u16,
-    /// The address written in outgoing headers, where peers reach this node (`ip:port`,
-    /// usually the DHCP address and `port`).
-    pub advertise: &'c str,
-    /// The node id. Default: `advertise`, as in the reference. A board whose address comes
-    /// from DHCP should pass a stable id (e.g. from its MAC), so that its entry survives a new
-    /// lease.
-    pub id: Option<&'c str>,
+    /// A fixed address for outgoing headers (`ip:port`). Default `None`: the runner follows
+    /// the stack's IPv4 address (`ip:port`, set when DHCP gives a lease, again when it
+    /// changes, cleared while the stack has none: the node counts offline meanwhile).
+    pub advertise: Option<&'c str>,
     /// Static peers (`a.b.c.d:port`: IPv4 literals, no name lookup).
     pub peers: &'c [&'c str],
-    /// Engine settings. Default: [`Config::mcu`] (4 KiB frames, 64-byte ids, 32 entries).
-    pub engine: Config,
     /// Deadline for a whole incoming frame, from accept to end of stream (default 5 s).
     pub read_timeout: Duration,
     /// Deadline for an outgoing connect (default 1 s).
@@ -30,37 +27,27 @@ pub struct NodeConfig<'c> {
 }
 
 impl<'c> NodeConfig<'c> {
-    /// Defaults for a node reachable at `advertise` that accepts on `port`.
-    pub fn new(advertise: &'c str, port: u16) -> Self {
+    /// Defaults for a node that accepts on `port` and advertises the stack's address.
+    pub fn new(port: u16) -> Self {
         Self {
             port,
-            advertise,
-            id: None,
+            advertise: None,
             peers: &[],
-            engine: Config::mcu(),
             read_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(2),
         }
     }
 
-    /// Sets the node id.
-    pub fn id(mut self, id: &'c str) -> Self {
-        self.id = Some(id);
+    /// Advertises `addr` (`ip:port`) instead of following the stack's address.
+    pub fn advertise(mut self, addr: &'c str) -> Self {
+        self.advertise = Some(addr);
         self
     }
 
     /// Sets the static peers.
     pub fn peers(mut self, peers: &'c [&'c str]) -> Self {
         self.peers = peers;
-        self
-    }
-
-    /// Sets the sync interval (and the full-sync interval to ten times it).
-    pub fn sync_interval(mut self, every: Duration) -> Self {
-        self.engine = self
-            .engine
-            .with_sync_interval(tally_core::Duration::from_millis(every.as_millis()));
         self
     }
 }
@@ -72,16 +59,14 @@ mod tests {
     #[test]
     fn defaults_and_builders() {
         let peers = ["10.0.0.2:9000"];
-        let c = NodeConfig::new("10.0.0.1:9000", 9000)
-            .id("board-1")
-            .peers(&peers)
-            .sync_interval(Duration::from_millis(200));
+        let c = NodeConfig::new(9000).peers(&peers);
         assert_eq!(c.port, 9000);
-        assert_eq!(c.id, Some("board-1"));
+        assert_eq!(c.advertise, None);
         assert_eq!(c.peers, ["10.0.0.2:9000"]);
-        assert_eq!(c.engine.sync_interval.as_millis(), 200);
-        assert_eq!(c.engine.full_sync_interval.as_millis(), 2000);
-        assert_eq!(c.engine.frame_limits, tally_core::FrameLimits::MCU);
         assert_eq!(c.read_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.advertise("10.0.0.1:9000").advertise,
+            Some("10.0.0.1:9000")
+        );
     }
 }

@@ -1,39 +1,57 @@
 //! [`Node`]: the handle a program keeps to count, read and watch a running node.
 
-use crate::state::{now, AdapterStats, Shared};
+use crate::state::{now, Shared};
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use tally_core::{CounterError, Entry, FixedEngine, NodeId, PeerSource, Stats};
+use tally_core::replica::{PrepareError, TransportStats};
+use tally_core::{Identity, LocalOp, NodeId, PeerSource, Stats};
 
 /// Why a node could not start or an operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum NodeError {
-    /// The id or advertised address is not valid (empty, too long, or not `host:port`).
-    BadId,
-    /// A static peer address is not `host:port`, or the peer table is full.
+    /// The advertised address is not `host:port`.
+    BadAddress,
+    /// A peer address is not `host:port`, or the peer table is full.
     BadPeer,
     /// The local total would overflow `u64`.
     Overflow,
-    /// Restored state does not fit the counter or is not sorted by id.
-    BadState,
-    /// The engine is not built (cannot happen through [`crate::new`]).
-    NotStarted,
+    /// The persist stream is full: the persister is not draining it.
+    Backlog,
 }
 
 impl core::fmt::Display for NodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            NodeError::BadId => "invalid node id or advertised address",
+            NodeError::BadAddress => "advertised address is not host:port",
             NodeError::BadPeer => "invalid peer address or peer table full",
             NodeError::Overflow => "the counter would overflow",
-            NodeError::BadState => "restored state does not fit the counter",
-            NodeError::NotStarted => "node engine not built",
+            NodeError::Backlog => "the persist stream is full",
         })
     }
 }
 
 impl core::error::Error for NodeError {}
+
+impl From<PrepareError> for NodeError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Overflow => NodeError::Overflow,
+            _ => NodeError::Backlog,
+        }
+    }
+}
+
+/// What became of a local write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Write {
+    /// Counted, gossiped and shown (a volatile node): the value after it.
+    Committed(i128),
+    /// Prepared and handed to the persister (a durable node): it is counted, gossiped and
+    /// shown once its record is durable ([`Persister::persisted`](crate::Persister::persisted)).
+    Persisting,
+}
 
 /// A handle to a running node: cheap to copy, usable from any task of the executor that runs
 /// the node (or from any task, with a `CriticalSectionRawMutex`).
@@ -50,76 +68,76 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Clone for Node
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Copy for Node<'_, M, N, P, L> {}
 
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N, P, L> {
-    /// The node id.
-    pub fn id(&self) -> Option<NodeId<L>> {
-        self.shared.with(|e| *e.id())
+    /// The entry id this node counts under (`name#incarnation`).
+    pub fn id(&self) -> NodeId<L> {
+        self.shared.replica(|r| *r.id())
     }
 
-    /// Adds `by` to this node's increments; returns the new value.
-    pub fn increment(&self, by: u64) -> Result<i128, NodeError> {
-        self.update(|e| e.increment(by))
+    /// The identity (name and incarnation).
+    pub fn identity(&self) -> Identity<L> {
+        self.shared.replica(|r| *r.identity())
     }
 
-    /// Adds `by` to this node's decrements; returns the new value.
-    pub fn decrement(&self, by: u64) -> Result<i128, NodeError> {
-        self.update(|e| e.decrement(by))
+    /// The advertised gossip address, once the network is up.
+    pub fn address(&self) -> Option<NodeId<L>> {
+        self.shared.replica(|r| r.address().copied())
     }
 
-    fn update(
-        &self,
-        op: impl FnOnce(&mut FixedEngine<N, P, L>) -> Result<u64, CounterError>,
-    ) -> Result<i128, NodeError> {
-        let value = self
-            .shared
-            .with(|e| op(e).map(|_| e.value()))
-            .ok_or(NodeError::NotStarted)?
-            .map_err(|_| NodeError::Overflow)?;
-        self.shared.changed.signal(value);
-        Ok(value)
-    }
-
-    /// The cluster value as this node knows it.
-    pub fn value(&self) -> i128 {
-        self.shared.with(|e| e.value()).unwrap_or(0)
-    }
-
-    /// This node's own (inc, dec) totals.
-    pub fn local(&self) -> (u64, u64) {
+    /// Sets the address written in every later frame (`None`: offline, nothing is sent). The
+    /// runner does this itself from the stack's IPv4 configuration unless
+    /// [`NodeConfig::advertise`](crate::NodeConfig::advertise) fixes it.
+    pub fn set_address(&self, addr: Option<&str>) -> Result<(), NodeError> {
         self.shared
-            .with(|e| {
-                let l = e.counter().local_entry();
-                (l.inc, l.dec)
-            })
-            .unwrap_or((0, 0))
+            .replica(|r| r.set_address(addr))
+            .map_err(|_| NodeError::BadAddress)?;
+        self.shared.wake.signal(());
+        Ok(())
     }
 
-    /// Calls `f` with every entry, sorted by id (zero entries included), under the engine's
-    /// lock: keep `f` short (e.g. copy into a buffer to persist).
-    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry<L>)) {
-        self.shared
-            .with(|e| e.counter().entries().iter().for_each(&mut f));
+    /// Adds `by` to this node's increments. See [`Write`] for when it counts.
+    pub fn increment(&self, by: u64) -> Result<Write, NodeError> {
+        self.write(LocalOp::Increment(by))
     }
 
-    /// Merges a saved state (entries strictly sorted by id, e.g. read back from flash), own
-    /// entry included. Returns whether anything rose.
-    pub fn restore<'i, I>(&self, entries: I) -> Result<bool, NodeError>
-    where
-        I: Iterator<Item = (&'i str, u64, u64)> + Clone,
-    {
-        let changed = self
-            .shared
-            .with(|e| e.merge_state(entries))
-            .ok_or(NodeError::NotStarted)?
-            .map_err(|_| NodeError::BadState)?;
-        if changed {
-            self.shared.changed.signal(self.value());
+    /// Adds `by` to this node's decrements. See [`Write`] for when it counts.
+    pub fn decrement(&self, by: u64) -> Result<Write, NodeError> {
+        self.write(LocalOp::Decrement(by))
+    }
+
+    /// Prepares `op`. A volatile node commits it at once; a durable one keeps it until the
+    /// persister reports its record durable, and commits it then.
+    pub fn write(&self, op: LocalOp) -> Result<Write, NodeError> {
+        let written = self.shared.with(|i| {
+            if !i.replica.is_durable() {
+                return i.replica.apply(op).map(Write::Committed);
+            }
+            let p = i.replica.prepare(op)?;
+            if i.pending.is_full() {
+                // The newest record carries the totals of the write it replaces.
+                i.pending.pop_back();
+            }
+            let _ = i.pending.push_back(p);
+            Ok(Write::Persisting)
+        })?;
+        if let Write::Committed(_) = written {
+            self.shared.wake.signal(());
         }
-        Ok(changed)
+        Ok(written)
     }
 
-    /// Waits until the value changes (a local update or a merge that raised a total) and
-    /// returns the new value. Changes that happen while nobody waits are coalesced into the
-    /// latest. Meant for one waiter (e.g. the task that blinks the LED and persists).
+    /// The cluster value as this node knows it (committed writes only).
+    pub fn value(&self) -> i128 {
+        self.shared.replica(|r| r.value())
+    }
+
+    /// This node's own committed (inc, dec) totals.
+    pub fn local(&self) -> (u64, u64) {
+        self.shared.replica(|r| r.local())
+    }
+
+    /// Waits until the value changes (a committed local write or a merge that raised a
+    /// total) and returns the new value. Changes that happen while nobody waits are coalesced
+    /// into the latest. Meant for one waiter (e.g. the task that blinks the LED).
     pub async fn wait_changed(&self) -> i128 {
         self.shared.changed.wait().await
     }
@@ -127,35 +145,26 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
     /// Adds a peer (e.g. from discovery). Returns true when it was new.
     pub fn add_peer(&self, addr: &str, source: PeerSource) -> Result<bool, NodeError> {
         let now = now();
-        self.shared
-            .with(|e| e.add_peer(addr, source, now))
-            .ok_or(NodeError::NotStarted)?
-            .map_err(|_| NodeError::BadPeer)
+        let added = self
+            .shared
+            .replica(|r| r.add_peer(addr, source, now))
+            .map_err(|_| NodeError::BadPeer)?;
+        self.shared.wake.signal(());
+        Ok(added)
     }
 
     /// Removes a peer.
     pub fn remove_peer(&self, addr: &str) -> bool {
-        self.shared.with(|e| e.remove_peer(addr)).unwrap_or(false)
+        self.shared.replica(|r| r.remove_peer(addr))
     }
 
-    /// What the engine has done.
-    pub fn stats(&self) -> Option<Stats> {
-        self.shared.with(|e| e.stats().clone())
+    /// What the gossip engine has done.
+    pub fn stats(&self) -> Stats {
+        self.shared.replica(|r| r.stats().clone())
     }
 
-    /// What the adapter has done.
-    pub fn adapter_stats(&self) -> AdapterStats {
-        self.shared.stats.lock(|c| c.get())
-    }
-
-    /// Runs `f` on the engine under its lock (advanced use: metrics, inspection). Do not call
-    /// other methods of this handle inside `f`.
-    pub fn with_engine<R>(&self, f: impl FnOnce(&mut FixedEngine<N, P, L>) -> R) -> Option<R> {
-        self.shared.with(f)
-    }
-
-    /// Asks the runner to drain the engine's queue now rather than at its next timer.
-    pub fn kick(&self) {
-        self.shared.wake.signal(());
+    /// What the transport has done (the same type and names as every adapter's).
+    pub fn transport(&self) -> TransportStats {
+        self.shared.replica(|r| *r.transport())
     }
 }

@@ -1,18 +1,18 @@
-//! [`Runner`]: the loops that move a node's frames — one driver (timers and sends) and `A`
-//! accepting sockets, all on embassy-net TCP, joined into one future.
+//! [`Runner`]: the loops that move a node's frames — one driver (timers and sends), `A`
+//! accepting sockets and the address follower, all on embassy-net, joined into one future.
 
 use crate::config::NodeConfig;
-use crate::fmt::debug;
+use crate::fmt::{debug, info};
 use crate::state::{now, to_embassy, AcceptBuffers, SendBuffers, Shared};
+use core::fmt::Write as _;
 use core::net::SocketAddrV4;
-use embassy_futures::join::{join, join_array};
+use embassy_futures::join::{join3, join_array};
 use embassy_futures::select::select;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::{IpEndpoint, Stack};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration, Timer};
-use tally_core::frame::split_header;
-use tally_core::WireError;
+use tally_core::Ingress;
 
 /// Drives a node: call [`Runner::run`] from a task of its own. It never returns.
 pub struct Runner<
@@ -28,6 +28,7 @@ pub struct Runner<
     pub(crate) accept: &'a mut [AcceptBuffers; A],
     pub(crate) send: &'a mut SendBuffers,
     pub(crate) port: u16,
+    pub(crate) follow_stack: bool,
     pub(crate) read_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) write_timeout: Duration,
@@ -49,6 +50,7 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
             accept,
             send,
             port: config.port,
+            follow_stack: config.advertise.is_none(),
             read_timeout: config.read_timeout,
             connect_timeout: config.connect_timeout,
             write_timeout: config.write_timeout,
@@ -56,8 +58,9 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
     }
 
     /// Runs the node: `A` sockets accept frames on the gossip port while the driver runs due
-    /// timers, sends what the engine asks (one connection per frame) and sleeps until the next
-    /// timer or until a received frame queued a reply. `rng` picks gossip partners.
+    /// timers, sends what the replica asks (one connection per frame) and sleeps until the
+    /// next timer or until something queued a frame; the address follower keeps the
+    /// advertised address on the stack's. `rng` picks gossip partners.
     pub async fn run(self, rng: &mut impl rand_core::RngCore) -> ! {
         let Self {
             stack,
@@ -65,6 +68,7 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
             accept,
             send,
             port,
+            follow_stack,
             read_timeout,
             connect_timeout,
             write_timeout,
@@ -73,12 +77,13 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
             .each_mut()
             .map(|bufs| accept_loop(stack, shared, bufs, port, read_timeout));
         let timeouts = (connect_timeout, write_timeout);
-        join(
+        join3(
             drive(stack, shared, send, rng, timeouts),
             join_array(acceptors),
+            follow_address(stack, shared, port, follow_stack),
         )
         .await;
-        // Both loops run forever; this is never reached.
+        // Every loop runs forever; this is never reached.
         loop {
             Timer::after_secs(3600).await;
         }
@@ -95,47 +100,29 @@ async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
 ) {
     loop {
         let t = now();
-        shared.with(|e| {
-            if e.poll_timeout().is_some_and(|due| due <= t) {
-                e.handle_timeout(t, rng);
+        shared.replica(|r| {
+            if r.poll_timeout().is_some_and(|due| due <= t) {
+                r.handle_timeout(t, rng);
             }
         });
-        loop {
+        while let Some(tx) = shared.replica(|r| r.poll_transmit(now(), &mut bufs.frame)) {
+            let to = tx.to.as_str();
+            let ok = deliver(stack, bufs, to, tx.len, connect_timeout, write_timeout)
+                .await
+                .is_ok();
             let t = now();
-            let Some(Some(tx)) = shared.with(|e| e.poll_transmit(t, &mut bufs.frame)) else {
-                break;
-            };
-            let ok = deliver(
-                stack,
-                bufs,
-                tx.to.as_str(),
-                tx.len,
-                connect_timeout,
-                write_timeout,
-            )
-            .await
-            .is_ok();
-            let t = now();
-            shared.with(|e| {
+            shared.replica(|r| {
                 if ok {
-                    e.on_delivered(tx.to.as_str(), t);
+                    r.on_delivered(to, t);
                 } else {
-                    e.on_send_failed(tx.to.as_str(), t);
-                }
-            });
-            shared.bump(|s| {
-                if ok {
-                    s.sent += 1;
-                } else {
-                    s.send_failed += 1;
+                    r.on_send_failed(to, t);
                 }
             });
             if !ok {
-                debug!("send to {} failed", tx.to.as_str());
+                debug!("send to {} failed", to);
             }
         }
-        let next = shared.with(|e| e.poll_timeout()).flatten();
-        let sleep = match next {
+        let sleep = match shared.replica(|r| r.poll_timeout()) {
             Some(at) => Timer::at(to_embassy(at)),
             None => Timer::after_secs(1),
         };
@@ -170,8 +157,7 @@ async fn deliver(
         Ok(Ok(()))
     );
     if !connected {
-        socket.abort();
-        let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
+        abort(&mut socket).await;
         return Err(SendError::Connect);
     }
     let written = with_timeout(write_timeout, async {
@@ -189,15 +175,20 @@ async fn deliver(
     match written {
         Ok(Ok(())) => Ok(()),
         _ => {
-            socket.abort();
-            let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
+            abort(&mut socket).await;
             Err(SendError::Write)
         }
     }
 }
 
+/// Resets a connection and gives the reset a moment to leave.
+async fn abort(socket: &mut TcpSocket<'_>) {
+    socket.abort();
+    let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
+}
+
 /// One accepting socket: one frame per connection, read to end of stream within the deadline
-/// and the frame buffer, then handed to the engine.
+/// and the frame buffer; what the read produced goes to the replica's `ingest`.
 async fn accept_loop<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     stack: Stack<'_>,
     shared: &Shared<M, N, P, L>,
@@ -214,64 +205,34 @@ async fn accept_loop<M: RawMutex, const N: usize, const P: usize, const L: usize
             Timer::after_millis(100).await;
             continue;
         }
-        shared.bump(|s| s.accepted += 1);
         let read = with_timeout(read_timeout, read_to_end(&mut socket, frame)).await;
-        let outcome = match read {
-            Ok(Ok(n)) => Ok(n),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ReadError::TooSlow),
+        let input = match read {
+            Ok(Ok(n)) => Ingress::Payload(frame.get(..n).unwrap_or_default()),
+            Ok(Err(failed)) => failed,
+            Err(_) => Ingress::TooSlow,
         };
-        match outcome {
-            Ok(n) => {
-                socket.close();
-                let t = now();
-                let handled =
-                    shared.with(|e| match split_header(frame.get(..n).unwrap_or_default()) {
-                        Ok((from, body)) => e.handle(t, from, body),
-                        Err(err) => {
-                            e.record_reject(err);
-                            Err(err)
-                        }
-                    });
-                match handled {
-                    Some(Ok(h)) if h.changed => {
-                        if let Some(v) = shared.with(|e| e.value()) {
-                            shared.changed.signal(v);
-                        }
-                    }
-                    Some(Err(err)) => debug!("frame rejected: {}", err.name()),
-                    Some(Ok(_)) | None => {}
-                }
-                // Whatever happened, the engine may have queued a reply.
-                shared.wake.signal(());
-                let _ = with_timeout(Duration::from_millis(500), socket.flush()).await;
-            }
-            Err(e) => {
-                shared.bump(|s| s.read_failed += 1);
-                match e {
-                    ReadError::TooLarge => {
-                        shared.with(|eng| eng.record_reject(WireError::FrameTooLarge));
-                    }
-                    ReadError::TooSlow => {
-                        shared.with(|eng| eng.record_reject(WireError::TooSlow));
-                    }
-                    ReadError::Reset => {}
-                }
-                socket.abort();
-                let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
-            }
+        let whole = matches!(input, Ingress::Payload(_));
+        let t = now();
+        if let Err(e) = shared.replica(|r| r.ingest(t, input)) {
+            debug!("frame rejected: {}", e.name());
+        }
+        if whole {
+            // Whatever happened, the replica may have queued a reply.
+            shared.wake.signal(());
+            socket.close();
+            let _ = with_timeout(Duration::from_millis(500), socket.flush()).await;
+        } else {
+            abort(&mut socket).await;
         }
     }
 }
 
-enum ReadError {
-    TooLarge,
-    TooSlow,
-    Reset,
-}
-
-/// Reads until the peer closes its side; more than `buf` holds is `TooLarge`.
-async fn read_to_end(socket: &mut TcpSocket<'_>, buf: &mut [u8]) -> Result<usize, ReadError> {
+/// Reads until the peer closes its side; more than `buf` holds is `TooLarge`, a failed read
+/// `Reset`.
+async fn read_to_end(
+    socket: &mut TcpSocket<'_>,
+    buf: &mut [u8],
+) -> Result<usize, Ingress<'static>> {
     let mut len = 0;
     loop {
         let spare = buf.get_mut(len..).unwrap_or_default();
@@ -280,14 +241,53 @@ async fn read_to_end(socket: &mut TcpSocket<'_>, buf: &mut [u8]) -> Result<usize
             let mut probe = [0u8; 1];
             return match socket.read(&mut probe).await {
                 Ok(0) => Ok(len),
-                Ok(_) => Err(ReadError::TooLarge),
-                Err(_) => Err(ReadError::Reset),
+                Ok(_) => Err(Ingress::TooLarge),
+                Err(_) => Err(Ingress::Reset),
             };
         }
         match socket.read(spare).await {
             Ok(0) => return Ok(len),
             Ok(n) => len += n,
-            Err(_) => return Err(ReadError::Reset),
+            Err(_) => return Err(Ingress::Reset),
+        }
+    }
+}
+
+/// How often the follower re-reads the stack's address while it is up (a renewed lease may
+/// carry a new address without the configuration going down first).
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Keeps the advertised address on the stack's IPv4 address and `port`: set when the stack
+/// is configured (a DHCP lease), again when the address changes, cleared while it has none.
+/// With a fixed address (`follow` false) it has nothing to do.
+async fn follow_address<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+    stack: Stack<'_>,
+    shared: &Shared<M, N, P, L>,
+    port: u16,
+    follow: bool,
+) {
+    if !follow {
+        return;
+    }
+    let mut current: Option<heapless::String<24>> = None;
+    loop {
+        let addr = stack.config_v4().and_then(|c| {
+            let mut s = heapless::String::<24>::new();
+            write!(s, "{}:{}", c.address.address(), port).ok()?;
+            Some(s)
+        });
+        if addr != current {
+            match shared.replica(|r| r.set_address(addr.as_deref())) {
+                Ok(()) => info!("advertising {}", addr.as_deref().unwrap_or("nothing")),
+                Err(_) => debug!("cannot advertise {}", addr.as_deref().unwrap_or("")),
+            }
+            current = addr;
+            shared.wake.signal(());
+        }
+        if current.is_some() {
+            select(stack.wait_config_down(), Timer::after(RECHECK)).await;
+        } else {
+            stack.wait_config_up().await;
         }
     }
 }

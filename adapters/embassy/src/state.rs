@@ -1,16 +1,20 @@
 //! [`State`]: everything a node needs, in one value the caller places in a `static`.
 //!
-//! The engine lives behind a blocking mutex (never held across an `.await`), two signals wake
-//! the driver and the caller, and fixed buffers back every socket: no heap.
+//! The replica lives behind a blocking mutex (never held across an `.await`); after every use
+//! its events are drained into the signals that wake the caller ([`Node::wait_changed`]) and
+//! the persister; fixed buffers back every socket: no heap.
+//!
+//! [`Node::wait_changed`]: crate::Node::wait_changed
 
-use core::cell::{Cell, RefCell};
+use crate::fmt::{debug, info};
+use core::cell::RefCell;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
-use tally_core::{FixedEngine, FrameLimits};
+use heapless::Deque;
+use tally_core::replica::{Event, MAX_HEADER};
+use tally_core::{FixedReplica, FrameLimits, Prepared};
 
-/// Largest §2 header: length byte + 255 address bytes.
-pub const MAX_HEADER: usize = 256;
 /// One whole TCP payload: the MCU frame limit (4 KiB) plus the largest header.
 pub const FRAME_BUFFER: usize = FrameLimits::MCU.max_frame + MAX_HEADER;
 /// Receive buffer of an accepting socket (the frame is copied out as it arrives).
@@ -21,20 +25,9 @@ pub const ACCEPT_TX: usize = 64;
 pub const SEND_RX: usize = 64;
 /// Transmit buffer of the sending socket; larger frames are written in several pieces.
 pub const SEND_TX: usize = 2048;
-
-/// What the adapter itself did (the engine counts the rest in [`tally_core::Stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct AdapterStats {
-    /// Connections accepted on the gossip port.
-    pub accepted: u64,
-    /// Incoming connections that ended without a whole frame (reset, too slow, too large).
-    pub read_failed: u64,
-    /// Frames delivered to peers.
-    pub sent: u64,
-    /// Frames that could not be delivered (bad address, connect or write failed).
-    pub send_failed: u64,
-}
+/// Prepared writes a durable node holds until the persister reports them durable. Beyond
+/// this the newest replaces the one before it: its record carries the totals of both.
+pub const PENDING: usize = 4;
 
 /// The buffers of one accepting socket: about 5.4 KiB.
 pub struct AcceptBuffers {
@@ -56,23 +49,58 @@ pub struct Buffers<const A: usize> {
     pub(crate) send: SendBuffers,
 }
 
-/// The part of a node shared by its [`Node`](crate::Node) handles and its
-/// [`Runner`](crate::Runner).
+/// The replica and the local writes waiting for their records to be durable.
+pub(crate) struct Inner<const N: usize, const P: usize, const L: usize> {
+    pub(crate) replica: FixedReplica<N, P, L>,
+    pub(crate) pending: Deque<Prepared, PENDING>,
+}
+
+/// What a use of the replica left to signal.
+pub(crate) struct After {
+    changed: Option<i128>,
+    persist: bool,
+}
+
+impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
+    /// Takes every event out of the replica: the last value changed to, and logs.
+    #[inline(never)]
+    fn drain_events(&mut self) -> After {
+        let mut changed = None;
+        while let Some(event) = self.replica.poll_event() {
+            match event {
+                Event::Changed { value, .. } => changed = Some(value),
+                Event::PeerUp(a) => debug!("peer {} up", a.as_str()),
+                Event::PeerDown(a) => debug!("peer {} down", a.as_str()),
+                Event::PeersSilent(n) => debug!("{} peers silent", n),
+                Event::CapacityExceeded(c) => info!("capacity exceeded: {:?}", c),
+            }
+        }
+        After {
+            changed,
+            persist: self.replica.wants_persist(),
+        }
+    }
+}
+
+/// The part of a node shared by its [`Node`](crate::Node) handles, its
+/// [`Runner`](crate::Runner) and its [`Persister`](crate::Persister).
 pub struct Shared<M: RawMutex, const N: usize, const P: usize, const L: usize> {
-    pub(crate) engine: Mutex<M, RefCell<Option<FixedEngine<N, P, L>>>>,
-    /// Wakes the driver: something may be ready to send.
+    inner: Mutex<M, RefCell<Inner<N, P, L>>>,
+    /// Wakes the driver: something may be ready to send, or the timers moved.
     pub(crate) wake: Signal<M, ()>,
     /// The value after the last change (local or merged).
     pub(crate) changed: Signal<M, i128>,
-    pub(crate) stats: Mutex<M, Cell<AdapterStats>>,
+    /// Wakes the persister: records wait in the persist stream.
+    pub(crate) persist: Signal<M, ()>,
 }
 
-/// Everything one node needs: engine, signals and buffers. Create it with the `const`
+/// Everything one node needs: the replica, signals and buffers. Create it with
 /// [`State::new`] in a `static` (e.g. a `static_cell::StaticCell`) and pass it to
 /// [`crate::new`].
 ///
-/// Size: the engine ([`FixedEngine`]`<N, P, L>`, 6,752 B for 32 entries, 16 peers and 64-byte
-/// ids) plus `A` × 5.4 KiB of accepting sockets and 6.4 KiB for the sender.
+/// Size: the replica ([`FixedReplica`]`<N, P, L>`, about 9.1 KB for 32 entries, 16 peers and
+/// 64-byte ids) plus `A` × 5.4 KiB of accepting sockets and 6.4 KiB for the sender: 26,576 B
+/// for the default on a 32-bit MCU (measured in the RP2040 images).
 pub struct State<
     M: RawMutex,
     const N: usize = 32,
@@ -87,25 +115,16 @@ pub struct State<
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize>
     State<M, N, P, L, A>
 {
-    /// An empty state; [`crate::new`] builds the engine in it.
-    pub const fn new() -> Self {
+    /// The state of a node that runs `replica` (built, and restored from a store, by the
+    /// caller: it decides the identity and whether the node is durable).
+    pub fn new(replica: FixedReplica<N, P, L>) -> Self {
         const ACCEPT: AcceptBuffers = AcceptBuffers {
             rx: [0; ACCEPT_RX],
             tx: [0; ACCEPT_TX],
             frame: [0; FRAME_BUFFER],
         };
         Self {
-            shared: Shared {
-                engine: Mutex::new(RefCell::new(None)),
-                wake: Signal::new(),
-                changed: Signal::new(),
-                stats: Mutex::new(Cell::new(AdapterStats {
-                    accepted: 0,
-                    read_failed: 0,
-                    sent: 0,
-                    send_failed: 0,
-                })),
-            },
+            shared: Shared::new(replica),
             buffers: Buffers {
                 accept: [ACCEPT; A],
                 send: SendBuffers {
@@ -118,26 +137,45 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize
     }
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize> Default
-    for State<M, N, P, L, A>
-{
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Shared<M, N, P, L> {
-    /// Runs `f` on the engine, if it was built.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut FixedEngine<N, P, L>) -> R) -> Option<R> {
-        self.engine.lock(|cell| cell.borrow_mut().as_mut().map(f))
+    pub(crate) fn new(replica: FixedReplica<N, P, L>) -> Self {
+        Self {
+            inner: Mutex::new(RefCell::new(Inner {
+                replica,
+                pending: Deque::new(),
+            })),
+            wake: Signal::new(),
+            changed: Signal::new(),
+            persist: Signal::new(),
+        }
     }
 
-    pub(crate) fn bump(&self, f: impl FnOnce(&mut AdapterStats)) {
-        self.stats.lock(|cell| {
-            let mut s = cell.get();
-            f(&mut s);
-            cell.set(s);
+    /// Runs `f` on the replica, then hands out what happened: a changed value wakes
+    /// [`Node::wait_changed`](crate::Node::wait_changed), waiting records wake the persister.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner<N, P, L>) -> R) -> R {
+        let (r, after) = self.inner.lock(|cell| {
+            let mut inner = cell.borrow_mut();
+            let r = f(&mut inner);
+            (r, inner.drain_events())
         });
+        self.signal(after);
+        r
+    }
+
+    // Out of line: one copy for every `with` (they differ only in `f`).
+    #[inline(never)]
+    fn signal(&self, after: After) {
+        if let Some(v) = after.changed {
+            self.changed.signal(v);
+        }
+        if after.persist {
+            self.persist.signal(());
+        }
+    }
+
+    /// Runs `f` on the replica alone.
+    pub(crate) fn replica<R>(&self, f: impl FnOnce(&mut FixedReplica<N, P, L>) -> R) -> R {
+        self.with(|i| f(&mut i.replica))
     }
 }
 
@@ -158,9 +196,12 @@ mod tests {
 
     #[test]
     fn a_default_node_fits_its_documented_size() {
-        // Engine (32 entries, 16 peers, 64-byte ids) + two accepting sockets + the sender.
+        // Replica (32 entries, 16 peers, 64-byte ids) + two accepting sockets + the sender.
+        // 64-bit host sizes; a 32-bit MCU's are smaller.
+        let replica = core::mem::size_of::<FixedReplica<32, 16, 64>>();
+        assert!(replica < 9500, "the replica is {replica} B");
         let size = core::mem::size_of::<State<NoopRawMutex>>();
-        assert!(size < 28 * 1024, "State is {size} B");
+        assert!(size < 27 * 1024, "State is {size} B");
         const { assert!(FRAME_BUFFER >= FrameLimits::MCU.max_frame + MAX_HEADER) };
     }
 

@@ -199,6 +199,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
                 let id = NodeId::new(a).map_err(|_| PeerError::BadAddress)?;
                 self.engine.set_listen_addr(id);
                 self.address = Some(id);
+                // Peers added before the address was known may name the node itself (a
+                // build-time list shared by every board): a node is not its own peer.
+                self.engine.remove_peer(a);
             }
             None => self.address = None,
         }

@@ -355,3 +355,18 @@ fn restore_sets_the_base_of_later_writes() {
     let p = r.prepare(LocalOp::Increment(1)).unwrap();
     assert_eq!((p.inc, p.dec), (41, 2));
 }
+
+#[test]
+fn an_address_set_later_is_not_kept_as_a_peer() {
+    // Static peers are added before the address is known (a board before its DHCP lease);
+    // the list may name the node itself.
+    let id = Identity::new("door", 1).unwrap();
+    let cfg = ReplicaConfig::volatile(Config::mcu());
+    let mut r = R::new(id, Incarnation::Resumed, cfg, Instant::ZERO).unwrap();
+    for p in ["10.0.0.1:9000", "10.0.0.2:9000"] {
+        r.add_peer(p, PeerSource::Static, Instant::ZERO).unwrap();
+    }
+    r.set_address(Some("10.0.0.1:9000")).unwrap();
+    let addrs: std::vec::Vec<&str> = r.peers().iter().map(|p| p.addr.as_str()).collect();
+    assert_eq!(addrs, ["10.0.0.2:9000"]);
+}

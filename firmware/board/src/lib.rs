@@ -2,12 +2,21 @@
 //!
 //! What the Pico W, W5500-EVB-Pico and ESP32-C3 firmware share, independent of the chip:
 //!
-//! - [`persist`]: the node's own entry and the known state in flash with `sequential-storage`
-//!   (power-fail safe: a cut mid-write leaves the previous value readable);
-//! - [`button`]: a debounced press on any `embedded-hal-async` input;
+//! - [`persist`]: the node's records in flash with `sequential-storage` (power-fail safe: a
+//!   cut mid-write leaves the previous value readable), the node's replica built from them
+//!   (`name#incarnation`, a fresh incarnation whenever the store cannot be restored), and the
+//!   persistence task that commits presses once they are in flash;
+//! - [`node`]: the node started from all that, before the network is up;
+//! - [`button`]: a debounced press on any `embedded-hal-async` input, and the counting loop;
+//! - [`show`]: the LED blink on every change;
 //! - [`settings`]: the build-time peer list.
 #![no_std]
 
+#[macro_use]
+mod fmt;
+
 pub mod button;
+pub mod node;
 pub mod persist;
 pub mod settings;
+pub mod show;

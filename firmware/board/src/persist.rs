@@ -1,38 +1,62 @@
-//! The node's state in flash, with `sequential-storage`'s map: power-fail safe (an item is
+//! The node's store in flash, with `sequential-storage`'s map: power-fail safe (an item is
 //! written whole, with a CRC, before the previous one stops counting; a cut mid-write leaves
 //! the previous value) and wear-levelled over the pages it is given.
 //!
-//! Two keys:
-//! - [`KEY_LOCAL`]: this node's own entry, written as soon as it changes (a button press must
-//!   survive a power cut right after it: losing it would let the node re-use totals);
-//! - [`KEY_STATE`]: every non-zero entry the node knows, written at most every
-//!   `state_every` (others can re-send it; saving it only makes the value right at boot).
+//! The replica decides what to persist (`tally_core::replica`); this module only keeps its
+//! records, one item per kind, each the latest of its kind:
 //!
-//! Both use one format, version 1: `[1][count]` then per entry `[id len][id][inc u64 LE][dec
-//! u64 LE]`, ids strictly ascending. Anything else read back is refused as corrupt and the node
-//! starts from what peers tell it.
+//! | key | item | written |
+//! |---:|---|---|
+//! | [`KEY_IDENTITY`] | Identity record: the entry id `name#incarnation` | when an incarnation starts, before its first press counts |
+//! | [`KEY_LOCAL`] | Local record: the own totals | at every press, before it counts |
+//! | [`KEY_STATE`] | Snapshot record: every entry the node knows | by [`SNAPSHOTS`], at most every 10 s while the state changes |
+//!
+//! An item is a version byte ([`FORMAT_VERSION`](tally_core::store::FORMAT_VERSION)) and a
+//! record of the core's codec ([`tally_core::store`]); version 1 items (`[1][count][entries]`,
+//! written by earlier firmware under keys 0 and 1) still read back, so an old store keeps its
+//! value. Recovery merges the state and the own totals (per-entry max).
+//!
+//! **Identity.** [`Store::open`] resumes the stored incarnation only when everything stored was
+//! read and restored; otherwise — a wiped or new store, an unreadable item, state that does not
+//! fit — the node starts a fresh incarnation, so its presses count under an entry no peer can
+//! hold higher. What could be read is merged as other entries, and snapshotted at once under
+//! the new incarnation.
 
 use core::ops::Range;
 use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_time::{Duration, Instant};
+use embassy_time::{Duration, Timer};
 use embedded_storage_async::nor_flash::NorFlash;
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
-use tally_core::Entry;
-use tally_embassy::Node;
+use tally_core::store::{
+    begin_item, decode_item, snapshot_len, EncodeError, Entries, Record, SliceSink,
+};
+use tally_core::{
+    Config, FixedReplica, Identity, Incarnation, Instant, PersistKind, Persisting, ReplicaConfig,
+    SnapshotPolicy,
+};
+use tally_embassy::Persister;
 
-/// Key of the own entry.
+/// Key of the own totals (Local record).
 pub const KEY_LOCAL: u8 = 0;
-/// Key of the whole known state.
+/// Key of the whole known state (Snapshot record).
 pub const KEY_STATE: u8 = 1;
-/// Format version byte.
-pub const VERSION: u8 = 1;
-/// Largest encoded state: 32 entries of 64-byte ids.
-pub const MAX_STATE: usize = 2 + 32 * (1 + 64 + 16);
+/// Key of the entry id (Identity record).
+pub const KEY_IDENTITY: u8 = 2;
+/// The boards' snapshot policy: the whole state at most every 10 s while it changes (the own
+/// totals are written at every press; peers can re-send the rest).
+pub const SNAPSHOTS: SnapshotPolicy = SnapshotPolicy {
+    interval: tally_core::Duration::from_secs(10),
+    after_changes: 0,
+};
+/// Largest item: a version byte and a snapshot of 32 entries of 64-byte ids.
+pub const MAX_ITEM: usize = 1 + snapshot_len(32, 64);
 /// Work buffer of the map: the largest item plus its key, rounded up to flash words.
-pub const WORK: usize = MAX_STATE + 64;
+pub const WORK: usize = MAX_ITEM + 64;
+/// Pause after a failed write before the next try.
+pub const RETRY: Duration = Duration::from_secs(1);
 
-/// Why persisting or restoring failed.
+/// Why the store failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -41,297 +65,320 @@ pub enum PersistError {
     BadRange,
     /// The flash or the map reported an error.
     Storage,
-    /// Stored bytes are not a state of this format.
-    Corrupt,
-    /// The state does not fit [`MAX_STATE`].
+    /// A record does not fit [`WORK`] (a replica larger than 32 entries of 64-byte ids).
     TooLarge,
-    /// The node refused the restored state (capacity, order).
+    /// The node name cannot make an entry id (empty, or too long for the id bound).
+    BadName,
+    /// The replica could not be built (its stores cannot hold the own entry).
     Refused,
 }
 
-/// Something that holds a counter: a running [`Node`], or a test double.
-pub trait Replica<const L: usize> {
-    /// Calls `f` with every entry, sorted by id.
-    fn each_entry(&self, f: &mut dyn FnMut(&Entry<L>));
-    /// This node's own entry.
-    fn own(&self) -> Option<Entry<L>>;
-    /// Merges decoded entries (sorted by id). Ok(true) when something rose.
-    fn merge(&self, entries: Decoded<'_>) -> Result<bool, PersistError>;
+impl core::fmt::Display for PersistError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PersistError::BadRange => "flash range unusable",
+            PersistError::Storage => "flash error",
+            PersistError::TooLarge => "record larger than the work buffer",
+            PersistError::BadName => "node name cannot make an entry id",
+            PersistError::Refused => "replica cannot be built",
+        })
+    }
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Replica<L>
-    for Node<'_, M, N, P, L>
+/// Where the records to persist come from: a running node's [`Persister`], or a bare replica
+/// (tests, where the caller commits).
+pub trait RecordSource {
+    /// The next record into `sink` (see `Replica::poll_persist`).
+    fn poll(&mut self, sink: &mut SliceSink<'_>) -> Result<Option<Persisting>, EncodeError>;
+    /// The record `seq` and those before it are durable.
+    fn persisted(&mut self, seq: u64);
+    /// The record `seq` could not be written.
+    fn failed(&mut self, seq: u64, kind: PersistKind);
+}
+
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize> RecordSource
+    for Persister<'_, M, N, P, L>
 {
-    fn each_entry(&self, f: &mut dyn FnMut(&Entry<L>)) {
-        self.for_each_entry(f);
+    fn poll(&mut self, sink: &mut SliceSink<'_>) -> Result<Option<Persisting>, EncodeError> {
+        Persister::poll(self, sink)
     }
-    fn own(&self) -> Option<Entry<L>> {
-        self.with_engine(|e| e.counter().local_entry())
+    fn persisted(&mut self, seq: u64) {
+        Persister::persisted(self, seq);
     }
-    fn merge(&self, entries: Decoded<'_>) -> Result<bool, PersistError> {
-        self.restore(entries).map_err(|_| PersistError::Refused)
-    }
-}
-
-/// Encodes `entries` (non-zero ones only) into `out`; returns the length.
-pub fn encode<'e, const L: usize>(
-    entries: impl Iterator<Item = &'e Entry<L>>,
-    out: &mut [u8],
-) -> Result<usize, PersistError> {
-    let mut w = Writer { out, len: 2 };
-    let mut count = 0u8;
-    for e in entries.filter(|e| !e.is_zero()) {
-        let id = e.id.as_bytes();
-        let n = u8::try_from(id.len()).map_err(|_| PersistError::TooLarge)?;
-        w.put(&[n])?;
-        w.put(id)?;
-        w.put(&e.inc.to_le_bytes())?;
-        w.put(&e.dec.to_le_bytes())?;
-        count = count.checked_add(1).ok_or(PersistError::TooLarge)?;
-    }
-    let len = w.len;
-    let head = w.out.get_mut(..2).ok_or(PersistError::TooLarge)?;
-    head.copy_from_slice(&[VERSION, count]);
-    Ok(len)
-}
-
-struct Writer<'o> {
-    out: &'o mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), PersistError> {
-        let end = self.len + bytes.len();
-        self.out
-            .get_mut(self.len..end)
-            .ok_or(PersistError::TooLarge)?
-            .copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
+    fn failed(&mut self, seq: u64, kind: PersistKind) {
+        Persister::failed(self, seq, kind);
     }
 }
 
-/// A validated encoded state: iterates `(id, inc, dec)` in ascending id order.
-#[derive(Clone, Debug)]
-pub struct Decoded<'b> {
-    rest: &'b [u8],
-    left: u8,
-}
-
-impl<'b> Decoded<'b> {
-    /// Checks every byte of `bytes` (version, count, lengths, UTF-8, strict order, nothing
-    /// after the last entry) before anything is merged.
-    pub fn new(bytes: &'b [u8]) -> Result<Self, PersistError> {
-        let (&version, rest) = bytes.split_first().ok_or(PersistError::Corrupt)?;
-        let (&count, rest) = rest.split_first().ok_or(PersistError::Corrupt)?;
-        if version != VERSION {
-            return Err(PersistError::Corrupt);
-        }
-        let all = Self { rest, left: count };
-        let mut check = all.clone();
-        let mut prev: Option<&str> = None;
-        for _ in 0..count {
-            let (id, _, _) = check.next_entry().ok_or(PersistError::Corrupt)?;
-            if prev.is_some_and(|p| p.as_bytes() >= id.as_bytes()) {
-                return Err(PersistError::Corrupt);
-            }
-            prev = Some(id);
-        }
-        if !check.rest.is_empty() {
-            return Err(PersistError::Corrupt);
-        }
-        Ok(all)
+impl<const N: usize, const P: usize, const L: usize> RecordSource for FixedReplica<N, P, L> {
+    fn poll(&mut self, sink: &mut SliceSink<'_>) -> Result<Option<Persisting>, EncodeError> {
+        self.poll_persist(sink)
     }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        usize::from(self.left)
+    fn persisted(&mut self, seq: u64) {
+        FixedReplica::persisted(self, seq);
     }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.left == 0
-    }
-
-    fn next_entry(&mut self) -> Option<(&'b str, u64, u64)> {
-        if self.left == 0 {
-            return None;
-        }
-        let (&n, rest) = self.rest.split_first()?;
-        let n = usize::from(n);
-        if n == 0 {
-            return None;
-        }
-        let id = core::str::from_utf8(rest.get(..n)?).ok()?;
-        let inc = u64::from_le_bytes(rest.get(n..n + 8)?.try_into().ok()?);
-        let dec = u64::from_le_bytes(rest.get(n + 8..n + 16)?.try_into().ok()?);
-        self.rest = rest.get(n + 16..)?;
-        self.left -= 1;
-        Some((id, inc, dec))
+    fn failed(&mut self, seq: u64, kind: PersistKind) {
+        self.persist_failed(seq, kind);
     }
 }
 
-impl<'b> Iterator for Decoded<'b> {
-    type Item = (&'b str, u64, u64);
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_entry()
-    }
-}
-
-/// What [`Store::restore`] found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What [`Store::open`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Restored {
-    /// Entries read from the saved state.
+pub struct Opened {
+    /// Whether the stored incarnation was resumed.
+    pub incarnation: Incarnation,
+    /// Entries merged from the store (state and own totals).
     pub entries: usize,
-    /// The own entry was found.
-    pub own: bool,
+    /// Something stored could not be read or restored (the incarnation is then fresh).
+    pub unreadable: bool,
 }
 
-/// The node's state in a flash range. Holds two buffers of [`WORK`] bytes.
+/// The node's records in a flash range. Holds two buffers of [`WORK`] bytes.
 pub struct Store<F: NorFlash> {
     map: MapStorage<u8, F, Cache<Uncached, Uncached, Uncached, u8>>,
     work: [u8; WORK],
-    value: [u8; WORK],
-    saved_own: Option<(u64, u64)>,
-    state_dirty: bool,
-    state_saved_at: Option<Instant>,
-    state_every: Duration,
+    item: [u8; WORK],
 }
 
 impl<F: NorFlash> Store<F> {
-    /// A store on `range` of `flash` (page-aligned, at least two erase pages), saving the whole
-    /// state at most every `state_every`.
-    pub fn new(flash: F, range: Range<u32>, state_every: Duration) -> Result<Self, PersistError> {
+    /// A store on `range` of `flash` (page-aligned, at least two erase pages).
+    pub fn new(flash: F, range: Range<u32>) -> Result<Self, PersistError> {
         let config = MapConfig::try_new(range).map_err(|_| PersistError::BadRange)?;
         Ok(Self {
             map: MapStorage::new(flash, config, Cache::new_uncached()),
             work: [0; WORK],
-            value: [0; WORK],
-            saved_own: None,
-            state_dirty: false,
-            state_saved_at: None,
-            state_every,
+            item: [0; WORK],
         })
     }
 
-    /// Reads the saved state and then the own entry, and merges both into `node`.
-    pub async fn restore<const L: usize>(
+    /// Reads the store and builds the node's durable replica from it: the stored incarnation
+    /// of `name` when everything stored was restored, else a fresh one (`rng`), with what
+    /// could be read merged in. `engine` and `snapshots` are the replica's settings.
+    pub async fn open<const N: usize, const P: usize, const L: usize>(
         &mut self,
-        node: &impl Replica<L>,
-    ) -> Result<Restored, PersistError> {
-        let mut found = Restored::default();
-        for key in [KEY_STATE, KEY_LOCAL] {
-            let item = self
-                .map
-                .fetch_item::<&[u8]>(&mut self.work, &key)
-                .await
-                .map_err(|_| PersistError::Storage)?;
-            let Some(bytes) = item else { continue };
-            let decoded = Decoded::new(bytes)?;
-            if key == KEY_STATE {
-                found.entries = decoded.len();
-            } else {
-                found.own = !decoded.is_empty();
-            }
-            node.merge(decoded)?;
-        }
-        self.saved_own = node.own().map(|e| (e.inc, e.dec));
-        Ok(found)
-    }
-
-    /// Call after every change of value: writes the own entry when it differs from the saved
-    /// one, and the whole state when it is due. Returns whether anything was written.
-    pub async fn on_change<const L: usize>(
-        &mut self,
-        node: &impl Replica<L>,
-    ) -> Result<bool, PersistError> {
-        self.state_dirty = true;
-        let mut wrote = false;
-        if let Some(own) = node.own() {
-            if self.saved_own != Some((own.inc, own.dec)) {
-                let n = encode(core::iter::once(&own), &mut self.value)?;
-                self.store(KEY_LOCAL, n).await?;
-                self.saved_own = Some((own.inc, own.dec));
-                wrote = true;
-            }
-        }
-        let due = self
-            .state_saved_at
-            .is_none_or(|at| at.elapsed() >= self.state_every);
-        if due {
-            self.save_state(node).await?;
-            wrote = true;
-        }
-        Ok(wrote)
-    }
-
-    /// Writes the whole state if it changed since it was last written.
-    pub async fn flush<const L: usize>(
-        &mut self,
-        node: &impl Replica<L>,
-    ) -> Result<(), PersistError> {
-        if self.state_dirty {
-            self.save_state(node).await?;
-        }
-        Ok(())
-    }
-
-    /// True when a change is waiting for the next state write.
-    pub fn state_pending(&self) -> bool {
-        self.state_dirty
-    }
-
-    async fn save_state<const L: usize>(
-        &mut self,
-        node: &impl Replica<L>,
-    ) -> Result<(), PersistError> {
-        let mut w = Writer {
-            out: &mut self.value,
-            len: 2,
-        };
-        let mut count = 0u8;
-        let mut failed = false;
-        node.each_entry(&mut |e| {
-            if e.is_zero() || failed {
-                return;
-            }
-            let id = e.id.as_bytes();
-            let put = u8::try_from(id.len()).ok().and_then(|n| {
-                w.put(&[n]).ok()?;
-                w.put(id).ok()?;
-                w.put(&e.inc.to_le_bytes()).ok()?;
-                w.put(&e.dec.to_le_bytes()).ok()?;
-                count = count.checked_add(1)?;
-                Some(())
-            });
-            failed = put.is_none();
-        });
-        if failed {
+        name: &str,
+        engine: Config,
+        snapshots: SnapshotPolicy,
+        now: Instant,
+        rng: &mut impl rand_core::RngCore,
+    ) -> Result<(FixedReplica<N, P, L>, Opened), PersistError> {
+        if 1 + snapshot_len(N, L) > WORK {
             return Err(PersistError::TooLarge);
         }
-        let n = w.len;
-        w.out
-            .get_mut(..2)
-            .ok_or(PersistError::TooLarge)?
-            .copy_from_slice(&[VERSION, count]);
-        self.store(KEY_STATE, n).await?;
-        self.state_dirty = false;
-        self.state_saved_at = Some(Instant::now());
-        Ok(())
+        let config = ReplicaConfig::durable(engine, snapshots);
+        let Self { map, work, item } = self;
+        let mut unreadable = false;
+        // The identity first, copied out: its buffer is read into again.
+        let stored = match read(map, work, KEY_IDENTITY).await {
+            Ok(Some(Record::Identity(id))) => match Identity::<L>::parse(id) {
+                // Another name (a new TALLY_ID): a new entry, the old one kept as another's.
+                Ok(i) => Some(i).filter(|i| i.name() == name),
+                Err(_) => {
+                    unreadable = true;
+                    None
+                }
+            },
+            Ok(None) => None,
+            Ok(Some(_)) | Err(()) => {
+                unreadable = true;
+                None
+            }
+        };
+        let state = read(map, work, KEY_STATE).await;
+        let local = read(map, item, KEY_LOCAL).await;
+        unreadable |= state.is_err() || local.is_err();
+        let records = [state.ok().flatten(), local.ok().flatten()];
+
+        let stored_id = stored.as_ref().map(|i| i.entry_id().as_str());
+        let (identity, how) = Identity::<L>::resume_or_fresh(name, stored_id, !unreadable, rng)
+            .map_err(|_| PersistError::BadName)?;
+        let mut replica =
+            FixedReplica::new(identity, how, config, now).map_err(|_| PersistError::Refused)?;
+        let mut incarnation = how;
+        let entries = match restore(&mut replica, &records) {
+            Ok(n) => n,
+            Err(n) if how == Incarnation::Fresh => n,
+            Err(_) => {
+                // The stored state does not fit this replica: a fresh incarnation, with what fits.
+                unreadable = true;
+                let identity = Identity::fresh(name, rng).map_err(|_| PersistError::BadName)?;
+                replica = FixedReplica::new(identity, Incarnation::Fresh, config, now)
+                    .map_err(|_| PersistError::Refused)?;
+                incarnation = Incarnation::Fresh;
+                restore(&mut replica, &records).unwrap_or_else(|n| n)
+            }
+        };
+        if incarnation == Incarnation::Fresh && entries > 0 {
+            // What was read sits under keys the new incarnation overwrites: keep it in a
+            // snapshot first (it comes right after the identity in the stream).
+            let _ = replica.request_snapshot();
+        }
+        Ok((
+            replica,
+            Opened {
+                incarnation,
+                entries,
+                unreadable,
+            },
+        ))
     }
 
-    async fn store(&mut self, key: u8, len: usize) -> Result<(), PersistError> {
-        let value: &[u8] = self.value.get(..len).ok_or(PersistError::TooLarge)?;
-        self.map
-            .store_item(&mut self.work, &key, &value)
-            .await
-            .map_err(|_| PersistError::Storage)
+    /// Writes every record `source` has waiting, in order, each as the item of its kind, and
+    /// reports each durable. Returns how many were written; on a failed write the record is
+    /// reported failed and the error returned.
+    pub async fn save(&mut self, source: &mut impl RecordSource) -> Result<usize, PersistError> {
+        let mut written = 0;
+        loop {
+            let mut sink = SliceSink::new(&mut self.item);
+            begin_item(&mut sink).map_err(|_| PersistError::TooLarge)?;
+            let Some(p) = source.poll(&mut sink).map_err(|_| PersistError::TooLarge)? else {
+                return Ok(written);
+            };
+            let len = sink.len();
+            let key = match p.kind {
+                PersistKind::Identity => KEY_IDENTITY,
+                PersistKind::Local => KEY_LOCAL,
+                PersistKind::Snapshot => KEY_STATE,
+            };
+            let value: &[u8] = self.item.get(..len).ok_or(PersistError::TooLarge)?;
+            if self
+                .map
+                .store_item(&mut self.work, &key, &value)
+                .await
+                .is_err()
+            {
+                source.failed(p.seq, p.kind);
+                return Err(PersistError::Storage);
+            }
+            source.persisted(p.seq);
+            written += 1;
+        }
+    }
+
+    /// The persistence task of a running node: waits for records, writes them, and so
+    /// commits the presses they carry. Never returns; after a failed write it pauses
+    /// [`RETRY`] (the replica asks again for what it needs).
+    pub async fn run<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+        &mut self,
+        mut persister: Persister<'_, M, N, P, L>,
+    ) -> ! {
+        loop {
+            persister.wait().await;
+            if let Err(e) = self.save(&mut persister).await {
+                warn!("persist: {}", e);
+                Timer::after(RETRY).await;
+            }
+        }
     }
 
     /// Gives the flash back.
     pub fn into_flash(self) -> F {
         self.map.destroy().0
+    }
+}
+
+/// Builds the node's replica from `store`: durable, restored from it (see [`Store::open`]);
+/// without a store, or when it cannot be read at all, volatile under a fresh incarnation (it
+/// counts, but a power cut forgets; [`FixedReplica::is_durable`] tells which). Logs what it
+/// found.
+pub async fn open_replica<F: NorFlash, const N: usize, const P: usize, const L: usize>(
+    store: Option<&mut Store<F>>,
+    name: &str,
+    engine: Config,
+    now: Instant,
+    rng: &mut impl rand_core::RngCore,
+) -> Result<FixedReplica<N, P, L>, PersistError> {
+    let opened = match store {
+        Some(store) => store.open(name, engine, SNAPSHOTS, now, rng).await,
+        None => Err(PersistError::BadRange),
+    };
+    match opened {
+        Ok((replica, o)) => {
+            info!(
+                "store: {} {}, {} entries restored{}, value {}",
+                if o.incarnation == Incarnation::Resumed {
+                    "resumed"
+                } else {
+                    "fresh incarnation"
+                },
+                replica.id().as_str(),
+                o.entries,
+                if o.unreadable {
+                    " (some unreadable)"
+                } else {
+                    ""
+                },
+                replica.value() as i64
+            );
+            Ok(replica)
+        }
+        Err(e) => {
+            warn!("no flash store ({}): counting without it", e);
+            let identity = Identity::fresh(name, rng).map_err(|_| PersistError::BadName)?;
+            let config = ReplicaConfig::volatile(engine);
+            FixedReplica::new(identity, Incarnation::Fresh, config, now)
+                .map_err(|_| PersistError::Refused)
+        }
+    }
+}
+
+/// Reads and decodes the item under `key`: `Ok(None)` when there is none, `Err` when it
+/// cannot be read or decoded.
+async fn read<'b, F: NorFlash>(
+    map: &mut MapStorage<u8, F, Cache<Uncached, Uncached, Uncached, u8>>,
+    buf: &'b mut [u8; WORK],
+    key: u8,
+) -> Result<Option<Record<'b>>, ()> {
+    match map.fetch_item::<&[u8]>(buf, &key).await {
+        Ok(Some(bytes)) => decode_item(bytes).map(Some).map_err(|_| ()),
+        Ok(None) => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+/// Merges `records` into `replica`; the entries merged, `Err` with those merged when one was
+/// refused (more entries than the replica holds).
+fn restore<const N: usize, const P: usize, const L: usize>(
+    replica: &mut FixedReplica<N, P, L>,
+    records: &[Option<Record<'_>>],
+) -> Result<usize, usize> {
+    let mut merged = 0;
+    let mut refused = false;
+    for record in records.iter().flatten() {
+        let entries = match record {
+            Record::Snapshot(entries) => Found::Many(entries.clone()),
+            Record::Local { id, inc, dec } => Found::One(Some((*id, *inc, *dec))),
+            Record::Identity(_) => continue,
+        };
+        let n = entries.clone().count();
+        match replica.restore(entries) {
+            Ok(_) => merged += n,
+            Err(_) => refused = true,
+        }
+    }
+    if refused {
+        Err(merged)
+    } else {
+        Ok(merged)
+    }
+}
+
+/// The entries of a Snapshot or the one of a Local record, as one iterator type (one merge
+/// routine in the image, not two).
+#[derive(Clone)]
+enum Found<'a> {
+    Many(Entries<'a>),
+    One(Option<(&'a str, u64, u64)>),
+}
+
+impl<'a> Iterator for Found<'a> {
+    type Item = (&'a str, u64, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Found::Many(entries) => entries.next(),
+            Found::One(one) => one.take(),
+        }
     }
 }

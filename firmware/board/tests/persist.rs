@@ -1,4 +1,5 @@
-//! Persistence on a simulated NOR flash, including power cuts at every point of a write.
+//! The store on a simulated NOR flash: identity and records round trip, power cuts at every
+//! point of a write, unreadable items, the version 1 items of earlier firmware.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -6,226 +7,223 @@
     clippy::panic
 )]
 
-use core::cell::RefCell;
+mod common;
+
+use common::{boot, press, Flash, Lcg, Rep, PAGE, PAGES};
 use embassy_futures::block_on;
-use embassy_time::Duration;
-use embedded_storage_async::nor_flash::{
-    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
-use tally_board::persist::{encode, Decoded, PersistError, Replica, Store};
-use tally_core::{Config, Entry, FixedEngine, Instant, NodeId};
+use sequential_storage::cache::Cache;
+use sequential_storage::map::{MapConfig, MapStorage};
+use tally_board::persist::{KEY_IDENTITY, KEY_LOCAL, KEY_STATE, SNAPSHOTS};
+use tally_core::store::{decode_item, Record};
+use tally_core::{Duration, Incarnation, Instant, LocalOp};
 
-const PAGE: usize = 4096;
-const PAGES: usize = 4;
-
-/// RAM flash with NOR semantics (writes only clear bits, erase sets 0xFF) that loses power
-/// after a budget of written/erased bytes: the byte in progress and everything after it is
-/// not written.
-struct Flash {
-    data: Vec<u8>,
-    budget: Option<usize>,
+fn entries(r: &Rep) -> Vec<(String, u64, u64)> {
+    r.counter()
+        .entries()
+        .iter()
+        .filter(|e| !e.is_zero())
+        .map(|e| (e.id.to_string(), e.inc, e.dec))
+        .collect()
 }
 
-#[derive(Debug)]
-struct PowerCut;
-
-impl NorFlashError for PowerCut {
-    fn kind(&self) -> NorFlashErrorKind {
-        NorFlashErrorKind::Other
+/// Writes raw `items` under their keys, as earlier firmware or a damaged flash left them.
+fn raw(flash: Flash, items: &[(u8, &[u8])]) -> Flash {
+    let config = MapConfig::try_new(0..(PAGE * PAGES) as u32).unwrap();
+    let mut map = MapStorage::<u8, _, _>::new(flash, config, Cache::new_uncached());
+    let mut work = [0u8; 512];
+    for (key, bytes) in items {
+        block_on(map.store_item(&mut work, key, bytes)).unwrap();
     }
+    map.destroy().0
 }
 
-impl Flash {
-    fn new() -> Self {
-        Self {
-            data: vec![0xff; PAGE * PAGES],
-            budget: None,
-        }
-    }
-    fn spend(&mut self) -> Result<(), PowerCut> {
-        match self.budget.as_mut() {
-            Some(0) => Err(PowerCut),
-            Some(b) => {
-                *b -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl ErrorType for Flash {
-    type Error = PowerCut;
-}
-
-impl ReadNorFlash for Flash {
-    const READ_SIZE: usize = 1;
-    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), PowerCut> {
-        let o = offset as usize;
-        bytes.copy_from_slice(&self.data[o..o + bytes.len()]);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        self.data.len()
-    }
-}
-
-impl NorFlash for Flash {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = PAGE;
-    async fn erase(&mut self, from: u32, to: u32) -> Result<(), PowerCut> {
-        for i in from as usize..to as usize {
-            self.spend()?;
-            self.data[i] = 0xff;
-        }
-        Ok(())
-    }
-    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), PowerCut> {
-        for (i, b) in bytes.iter().enumerate() {
-            self.spend()?;
-            self.data[offset as usize + i] &= *b;
-        }
-        Ok(())
-    }
-}
-
-impl MultiwriteNorFlash for Flash {}
-
-type Engine = FixedEngine<8, 2, 32>;
-
-/// A counter standing in for a running node.
-struct Fake(RefCell<Engine>);
-
-impl Fake {
-    fn new(id: &str) -> Self {
-        let id = NodeId::new(id).unwrap();
-        Self(RefCell::new(
-            Engine::new(id, id, Config::mcu(), Instant::ZERO).unwrap(),
-        ))
-    }
-    fn entries(&self) -> Vec<(String, u64, u64)> {
-        let e = self.0.borrow();
-        e.counter()
-            .entries()
-            .iter()
-            .filter(|e| !e.is_zero())
-            .map(|e| (e.id.to_string(), e.inc, e.dec))
-            .collect()
-    }
-}
-
-impl Replica<32> for Fake {
-    fn each_entry(&self, f: &mut dyn FnMut(&Entry<32>)) {
-        self.0.borrow().counter().entries().iter().for_each(f);
-    }
-    fn own(&self) -> Option<Entry<32>> {
-        Some(self.0.borrow().counter().local_entry())
-    }
-    fn merge(&self, entries: Decoded<'_>) -> Result<bool, PersistError> {
-        self.0
-            .borrow_mut()
-            .merge_state(entries)
-            .map_err(|_| PersistError::Refused)
-    }
-}
-
-fn store(flash: Flash) -> Store<Flash> {
-    Store::new(flash, 0..(PAGE * PAGES) as u32, Duration::from_secs(0)).unwrap()
+/// Reads the item under `key` back.
+fn item(flash: Flash, key: u8) -> (Flash, Option<Vec<u8>>) {
+    let config = MapConfig::try_new(0..(PAGE * PAGES) as u32).unwrap();
+    let mut map = MapStorage::<u8, _, _>::new(flash, config, Cache::new_uncached());
+    let mut work = [0u8; 4096];
+    let got = block_on(map.fetch_item::<&[u8]>(&mut work, &key))
+        .unwrap()
+        .map(<[u8]>::to_vec);
+    (map.destroy().0, got)
 }
 
 #[test]
-fn state_and_own_entry_round_trip() {
-    let node = Fake::new("pico-1");
-    node.0.borrow_mut().increment(7).unwrap();
-    node.0.borrow_mut().decrement(2).unwrap();
-    node.0
-        .borrow_mut()
-        .merge_state([("10.0.0.9:9000", 40, 1), ("zz", 3, 0)].into_iter())
+fn identity_presses_and_state_round_trip() {
+    let (mut r, mut s, opened) = boot(Flash::new(), "pico-1", 7, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Fresh);
+    assert!(!opened.unreadable);
+    let id = r.id().to_string();
+    assert!(
+        id.starts_with("pico-1#") && id.len() == "pico-1#".len() + 8,
+        "{id}"
+    );
+    for _ in 0..7 {
+        press(&mut r, &mut s, LocalOp::Increment(1)).unwrap();
+    }
+    press(&mut r, &mut s, LocalOp::Decrement(2)).unwrap();
+    // State merged from peers (restored here), snapshotted.
+    r.restore([("10.0.0.9:9000", 40, 1), ("zz#00000001", 3, 0)].into_iter())
         .unwrap();
-    let mut s = store(Flash::new());
-    assert!(block_on(s.on_change(&node)).unwrap());
-    let flash = s.into_flash();
+    r.request_snapshot().unwrap();
+    assert_eq!(block_on(s.save(&mut r)).unwrap(), 1);
+    let before = entries(&r);
 
-    let back = Fake::new("pico-1");
-    let mut s = store(flash);
-    let found = block_on(s.restore(&back)).unwrap();
-    assert_eq!(found.entries, 3);
-    assert!(found.own);
-    assert_eq!(back.entries(), node.entries());
-    assert_eq!(back.0.borrow().value(), 7 - 2 + 40 - 1 + 3);
+    let (flash, identity) = item(s.into_flash(), KEY_IDENTITY);
+    assert_eq!(
+        decode_item(&identity.unwrap()),
+        Ok(Record::Identity(id.as_str()))
+    );
+    let (back, _, opened) = boot(flash, "pico-1", 8, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Resumed);
+    assert_eq!(back.id().as_str(), id);
+    assert_eq!(opened.entries, 3 + 1, "snapshot of 3, own totals");
+    assert_eq!(entries(&back), before);
+    assert_eq!(back.value(), 7 - 2 + 40 - 1 + 3);
+    assert_eq!(back.local(), (7, 2));
 }
 
 #[test]
-fn empty_flash_restores_nothing() {
-    let node = Fake::new("pico-1");
-    let mut s = store(Flash::new());
-    assert_eq!(block_on(s.restore(&node)).unwrap().entries, 0);
-    assert_eq!(node.0.borrow().value(), 0);
+fn a_press_counts_only_once_its_record_is_in_flash() {
+    let (mut r, mut s, _) = boot(Flash::new(), "pico-1", 1, Instant::ZERO);
+    block_on(s.save(&mut r)).unwrap(); // the identity
+    let p = r.prepare(LocalOp::Increment(1)).unwrap();
+    assert_eq!(r.value(), 0);
+    let (flash, local) = item(s.into_flash(), KEY_LOCAL);
+    assert_eq!(local, None, "nothing written yet");
+    let mut s = common::store(flash);
+    block_on(s.save(&mut r)).unwrap();
+    r.commit(p).unwrap();
+    let (_, local) = item(s.into_flash(), KEY_LOCAL);
+    assert!(matches!(
+        decode_item(&local.unwrap()),
+        Ok(Record::Local { inc: 1, dec: 0, .. })
+    ));
 }
 
 #[test]
-fn a_power_cut_at_any_of_many_points_keeps_the_last_saved_own_entry() {
-    // How many bytes a run of 30 saves writes and erases in all.
-    let run = |budget: Option<usize>| -> (Flash, u64) {
-        let node = Fake::new("pico-1");
+fn a_power_cut_at_any_of_many_points_keeps_every_committed_press() {
+    // 30 presses with snapshots between them; a cut after `budget` bytes written or erased.
+    let run = |budget: Option<usize>| -> (Flash, u64, String) {
         let mut flash = Flash::new();
         flash.budget = budget;
-        let mut s = store(flash);
-        let mut saved = 0;
+        let mut s = common::store(flash);
+        let mut rng = Lcg(5);
+        let (mut r, _): (Rep, _) = block_on(s.open(
+            "pico-1",
+            tally_core::Config::mcu(),
+            SNAPSHOTS,
+            Instant::ZERO,
+            &mut rng,
+        ))
+        .unwrap();
+        let id = r.id().to_string();
+        let mut t = Instant::ZERO;
+        let mut committed = 0;
         for i in 1..=30u64 {
-            node.0.borrow_mut().increment(1).unwrap();
-            if block_on(s.on_change(&node)).is_err() {
+            if press(&mut r, &mut s, LocalOp::Increment(1)).is_err() {
                 break;
             }
-            saved = i;
+            committed = i;
+            t += Duration::from_secs(4);
+            r.handle_timeout(t, &mut rng); // a snapshot every few presses
+            if block_on(s.save(&mut r)).is_err() {
+                break;
+            }
         }
-        (s.into_flash(), saved)
+        (s.into_flash(), committed, id)
     };
     let total = {
-        let (f, saved) = run(Some(usize::MAX));
-        assert_eq!(saved, 30);
+        let (f, committed, _) = run(Some(usize::MAX));
+        assert_eq!(committed, 30);
         usize::MAX - f.budget.unwrap()
     };
-    assert!(total > 100, "the run wrote only {total} bytes");
+    assert!(total > 1000, "the run wrote only {total} bytes");
     let mut cuts = 0;
-    for budget in (0..total).step_by(13) {
-        let (mut flash, saved) = run(Some(budget));
+    for budget in (0..total).step_by(37) {
+        let (mut flash, committed, id) = run(Some(budget));
         flash.budget = None; // power is back
-        let back = Fake::new("pico-1");
-        let mut s = store(flash);
-        block_on(s.restore(&back)).unwrap_or_else(|e| panic!("cut at {budget}: {e:?}"));
-        let own = back.0.borrow().counter().local_entry().inc;
+        let (back, _, opened) = boot(flash, "pico-1", 6, Instant::ZERO);
+        let own = back.counter().entry(&id).map_or(0, |e| e.inc);
         assert!(
-            own == saved || own == saved + 1,
-            "cut at byte {budget}: saved {saved}, restored {own}"
+            own == committed || own == committed + 1,
+            "cut at byte {budget}: {committed} committed, {own} restored"
         );
+        if committed > 0 {
+            assert_eq!(opened.incarnation, Incarnation::Resumed, "cut at {budget}");
+            assert_eq!(back.id().as_str(), id);
+        }
         cuts += 1;
     }
-    assert!(cuts > 10);
+    assert!(cuts > 30, "{cuts} cuts");
 }
 
 #[test]
-fn corrupt_bytes_are_refused() {
-    let node = Fake::new("a");
-    node.0
-        .borrow_mut()
-        .merge_state([("b", 1, 2), ("c", 3, 4)].into_iter())
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let entries: Vec<Entry<32>> = node.0.borrow().counter().entries().to_vec();
-    let n = encode(entries.iter(), &mut buf).unwrap();
-    assert_eq!(Decoded::new(&buf[..n]).unwrap().count(), 2);
+fn an_unreadable_item_starts_a_fresh_incarnation_and_keeps_what_is_readable() {
+    let (mut r, mut s, _) = boot(Flash::new(), "pico-1", 1, Instant::ZERO);
+    for _ in 0..4 {
+        press(&mut r, &mut s, LocalOp::Increment(1)).unwrap();
+    }
+    let old = r.id().to_string();
+    // The state item is damaged: a version this build does not read.
+    let flash = raw(s.into_flash(), &[(KEY_STATE, &[9, 2, 0, 0, 0, 0])]);
+    let (mut r, mut s, opened) = boot(flash, "pico-1", 2, Instant::ZERO);
+    assert!(opened.unreadable);
+    assert_eq!(opened.incarnation, Incarnation::Fresh);
+    assert_ne!(r.id().as_str(), old);
     assert_eq!(
-        Decoded::new(&buf[..n - 1]).unwrap_err(),
-        PersistError::Corrupt
+        r.counter().entry(&old).map(|e| e.inc),
+        Some(4),
+        "the old entry is kept as another's"
     );
-    let mut bad = buf;
-    bad[0] = 9;
-    assert_eq!(Decoded::new(&bad[..n]).unwrap_err(), PersistError::Corrupt);
-    // Swap the order of the two entries: "c" before "b" is refused.
-    let mut swapped = vec![1u8, 2];
-    swapped.extend_from_slice(&buf[2 + 18..n]);
-    swapped.extend_from_slice(&buf[2..2 + 18]);
-    assert_eq!(Decoded::new(&swapped).unwrap_err(), PersistError::Corrupt);
-    assert_eq!(Decoded::new(&[]).unwrap_err(), PersistError::Corrupt);
+    assert_eq!(r.value(), 4);
+    // New identity and a snapshot of what was read go out first; a press after them.
+    press(&mut r, &mut s, LocalOp::Increment(1)).unwrap();
+    let (back, _, opened) = boot(s.into_flash(), "pico-1", 3, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Resumed);
+    assert_eq!(back.id(), r.id());
+    assert_eq!(back.value(), 5, "old 4 kept through the snapshot, new 1");
+}
+
+#[test]
+fn a_version_1_store_of_earlier_firmware_keeps_its_value() {
+    // Earlier firmware: `[1][count]` then `[k][id][inc LE][dec LE]` per entry, under keys 0
+    // (own entry, at every change) and 1 (the state, every 10 s), no identity item.
+    fn v1(entries: &[(&str, u64, u64)]) -> Vec<u8> {
+        let mut v = vec![1, entries.len() as u8];
+        for (id, inc, dec) in entries {
+            v.push(id.len() as u8);
+            v.extend_from_slice(id.as_bytes());
+            v.extend_from_slice(&inc.to_le_bytes());
+            v.extend_from_slice(&dec.to_le_bytes());
+        }
+        v
+    }
+    let state = v1(&[("10.0.0.9:9000", 40, 1), ("rp2040-aa", 5, 2)]);
+    let own = v1(&[("rp2040-aa", 7, 2)]);
+    let flash = raw(Flash::new(), &[(KEY_STATE, &state), (KEY_LOCAL, &own)]);
+    let (mut r, mut s, opened) = boot(flash, "rp2040-aa", 4, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Fresh, "no identity stored");
+    assert!(!opened.unreadable);
+    assert!(r.id().as_str().starts_with("rp2040-aa#"));
+    assert_eq!(r.value(), 7 - 2 + 40 - 1, "the old value");
+    press(&mut r, &mut s, LocalOp::Increment(1)).unwrap();
+    let (back, _, opened) = boot(s.into_flash(), "rp2040-aa", 5, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Resumed);
+    assert_eq!(
+        back.value(),
+        7 - 2 + 40 - 1 + 1,
+        "kept after the own item is rewritten"
+    );
+}
+
+#[test]
+fn a_new_name_counts_under_a_new_entry() {
+    let (mut r, mut s, _) = boot(Flash::new(), "door", 1, Instant::ZERO);
+    press(&mut r, &mut s, LocalOp::Increment(3)).unwrap();
+    let (r2, _, opened) = boot(s.into_flash(), "gate", 2, Instant::ZERO);
+    assert_eq!(opened.incarnation, Incarnation::Fresh);
+    assert!(r2.id().as_str().starts_with("gate#"));
+    assert_eq!(r2.value(), 3);
+    assert_eq!(r2.local(), (0, 0));
 }

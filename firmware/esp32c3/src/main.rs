@@ -1,7 +1,7 @@
 //! Tally on the ESP32-C3: Wi-Fi station (SSID and password from the build), DHCP, gossip on
-//! port 9000, BOOT (GPIO9) increments and GPIO4 decrements (buttons to ground), an LED on
-//! GPIO8 blinks on every change, state in the NVS partition's flash (0x9000..0xF000), defmt
-//! logs through espflash.
+//! port 9000, BOOT (GPIO9) increments and GPIO4 decrements (buttons to ground) counting from
+//! boot (before the network is up), an LED on GPIO8 blinks on every change, state in the NVS
+//! partition's flash (0x9000..0xF000), defmt logs through espflash.
 #![no_std]
 #![no_main]
 
@@ -9,10 +9,9 @@ use core::fmt::Write as _;
 use defmt::{info, warn};
 use embassy_embedded_hal::adapter::BlockingAsync;
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
 use embassy_net::StackResources;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embassy_time::{Duration, Timer};
+use embassy_time::Timer;
 use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
 use esp_hal::rng::Rng;
 use esp_hal::timer::timg::TimerGroup;
@@ -22,7 +21,8 @@ use esp_radio::wifi::{
 };
 use esp_storage::FlashStorage;
 use static_cell::StaticCell;
-use tally_board::{button, persist::Store, settings};
+use tally_board::persist::Store;
+use tally_board::{button, node, show};
 use {esp_backtrace as _, esp_println as _};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -48,11 +48,11 @@ const ID: &str = match option_env!("TALLY_ID") {
 /// The node's state lives in the NVS partition of the default partition table (esp-radio
 /// does not use NVS): 6 pages of 4 KiB.
 const STORE_RANGE: core::ops::Range<u32> = 0x9000..0xF000;
-const STATE_EVERY: Duration = Duration::from_secs(10);
 
 type Tally = tally_embassy::State<NoopRawMutex>;
 type TallyNode = tally_embassy::Node<'static, NoopRawMutex>;
 type TallyRunner = tally_embassy::Runner<'static, NoopRawMutex>;
+type TallyPersister = tally_embassy::Persister<'static, NoopRawMutex>;
 type BoardFlash = BlockingAsync<FlashStorage<'static>>;
 
 #[embassy_executor::task]
@@ -83,15 +83,21 @@ async fn wifi_task(mut controller: WifiController<'static>) -> ! {
 
 #[embassy_executor::task]
 async fn buttons_task(node: TallyNode, mut inc: Input<'static>, mut dec: Input<'static>) -> ! {
-    loop {
-        let r = match select(button::press(&mut inc), button::press(&mut dec)).await {
-            Either::First(()) => node.increment(1),
-            Either::Second(()) => node.decrement(1),
-        };
-        match r {
-            Ok(v) => info!("button: value {}", v as i64),
-            Err(e) => warn!("button: {}", e),
-        }
+    button::count(node, &mut inc, &mut dec).await
+}
+
+/// Writes what the node persists and commits the presses it carries.
+#[embassy_executor::task]
+async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPersister) -> ! {
+    store.run(persister).await
+}
+
+/// The LED on GPIO8, active low.
+struct LowLed(Output<'static>);
+
+impl show::Led for LowLed {
+    async fn set(&mut self, on: bool) {
+        self.0.set_level(if on { Level::Low } else { Level::High });
     }
 }
 
@@ -106,7 +112,7 @@ async fn main(spawner: Spawner) {
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
     let rng = Rng::new();
-    let mut led = Output::new(peripherals.GPIO8, Level::High, OutputConfig::default());
+    let led = Output::new(peripherals.GPIO8, Level::High, OutputConfig::default());
     let up = InputConfig::default().with_pull(Pull::Up);
     let inc = Input::new(peripherals.GPIO9, up);
     let dec = Input::new(peripherals.GPIO4, up);
@@ -147,82 +153,52 @@ async fn main(spawner: Spawner) {
     );
     spawn(&spawner, net_task(net_runner));
 
-    let mut id: heapless::String<64> = heapless::String::new();
+    // The node name: TALLY_ID, else esp32c3- and the MAC; it counts under name#incarnation.
+    let mut name: heapless::String<64> = heapless::String::new();
     if ID.is_empty() {
-        let _ = id.push_str("esp32c3-");
+        let _ = name.push_str("esp32c3-");
         for b in mac {
-            let _ = write!(id, "{:02x}", b);
+            let _ = write!(name, "{:02x}", b);
         }
     } else {
-        let _ = id.push_str(ID);
+        let _ = name.push_str(ID);
     }
-    info!("tally esp32c3 {}; waiting for DHCP", id.as_str());
-    stack.wait_config_up().await;
-    let mut addr: heapless::String<24> = heapless::String::new();
-    if let Some(c) = stack.config_v4() {
-        let _ = write!(addr, "{}:{}", c.address.address(), PORT);
-    }
-    let peers = settings::peers(PEERS);
-    let config = tally_embassy::NodeConfig::new(&addr, PORT)
-        .id(&id)
-        .peers(&peers);
-    static STATE: StaticCell<Tally> = StaticCell::new();
-    let (node, runner) = match tally_embassy::new(stack, STATE.init(Tally::new()), &config) {
-        Ok(x) => x,
-        Err(e) => halt("tally node", e).await,
-    };
-    info!(
-        "tally node {} at {} ({} peers)",
-        id.as_str(),
-        addr.as_str(),
-        peers.len()
-    );
-    spawn(&spawner, tally_task(runner, rng));
+    info!("tally esp32c3 {}", name.as_str());
 
+    // The node, from flash, counting from here on; it gossips once DHCP gives an address.
     let flash: BoardFlash = BlockingAsync::new(FlashStorage::new(peripherals.FLASH));
-    let mut store = match Store::new(flash, STORE_RANGE, STATE_EVERY) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("flash store unusable: {}", e);
-            None
-        }
+    let Some(node) = start_node(&spawner, stack, flash, &name, rng) else {
+        halt("tally node", "not started").await
     };
-    if let Some(s) = store.as_mut() {
-        match s.restore(&node).await {
-            Ok(r) => info!(
-                "restored {} entries (own: {}), value {}",
-                r.entries,
-                r.own,
-                node.value() as i64
-            ),
-            Err(e) => warn!("nothing restored: {}", e),
-        }
-    }
-    // Buttons only after the restore, so no update starts from a stale own total.
     spawn(&spawner, buttons_task(node, inc, dec));
+    show::blink_on_change(node, &mut LowLed(led)).await
+}
 
-    loop {
-        match select(node.wait_changed(), Timer::after(STATE_EVERY)).await {
-            Either::First(v) => {
-                info!("value {}", v as i64);
-                led.set_low();
-                if let Some(s) = store.as_mut() {
-                    if let Err(e) = s.on_change(&node).await {
-                        warn!("persist: {}", e);
-                    }
-                }
-                Timer::after_millis(80).await;
-                led.set_high();
-            }
-            Either::Second(()) => {
-                if let Some(s) = store.as_mut().filter(|s| s.state_pending()) {
-                    if let Err(e) = s.flush(&node).await {
-                        warn!("persist: {}", e);
-                    }
-                }
-            }
-        }
+/// Builds the node from the flash store and spawns its runner and persistence task. Not
+/// async (the flash is blocking anyway): the node's state is built on the stack and moved
+/// into its static, not kept in `main`'s future.
+fn start_node(
+    spawner: &Spawner,
+    stack: embassy_net::Stack<'static>,
+    flash: BoardFlash,
+    name: &str,
+    mut rng: Rng,
+) -> Option<TallyNode> {
+    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
+    static STATE: StaticCell<Tally> = StaticCell::new();
+    let settings = node::Settings {
+        name,
+        engine: tally_core::Config::mcu(),
+        port: PORT,
+        peers: PEERS,
+    };
+    let cells = (&STORE, &STATE);
+    let started = node::start(stack, cells, flash, STORE_RANGE, &settings, &mut rng)?;
+    spawn(spawner, tally_task(started.runner, rng));
+    if let Some((persister, store)) = started.persist {
+        spawn(spawner, persist_task(store, persister));
     }
+    Some(started.node)
 }
 
 fn spawn<S>(

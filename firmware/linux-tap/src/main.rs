@@ -4,21 +4,29 @@
 //! differ.
 //!
 //! ```text
-//! tally-tap-node --tap NAME --address 10.1.2.2/24 [--port 9000] [--id ID]
-//!                [--peers A,B] [--sync-interval-ms 200]
+//! tally-tap-node --tap NAME --address 10.1.2.2/24 [--port 9000] [--id NAME]
+//!                [--peers A,B] [--sync-interval-ms 200] [--offline]
 //! ```
 //!
-//! Commands on stdin, one per line: `inc N`, `dec N`, `value`, `quit`. Output on stdout:
-//! `ready ADDR` once the stack is up, `value V` after each command, `changed V` whenever a
-//! merge or local update changes the value. Logs go to stderr (`RUST_LOG`).
+//! The node is volatile and counts under `NAME#incarnation` (a fresh incarnation each run;
+//! NAME defaults to `embassy-<address>`). The runner advertises whatever address the stack
+//! has. With `--offline` the stack starts without one (the node counts offline, as a board
+//! before its DHCP lease) until a `lease` command gives it one.
+//!
+//! Commands on stdin, one per line: `inc N`, `dec N`, `value`, `addr` (prints `address A` or
+//! `address none`: what the node advertises), `lease A.B.C.D/LEN` (moves the stack to a new
+//! address, as a new DHCP lease would), `quit`. Output on stdout: `ready ID` once the node
+//! exists, `value V` after each command, `changed V` whenever a merge or committed local
+//! update changes the value. Logs go to stderr (`RUST_LOG`).
 
 use embassy_executor::Spawner;
-use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use embassy_net::{ConfigV4, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::channel::Channel;
 use static_cell::StaticCell;
 use std::io::{BufRead, Write};
+use tally_core::{Config, FixedReplica, Identity, Incarnation, ReplicaConfig};
 use tally_embassy::{Node, NodeConfig, Runner, State};
 
 type TapNode = Node<'static, NoopRawMutex>;
@@ -29,6 +37,8 @@ enum Command {
     Inc(u64),
     Dec(u64),
     Value,
+    Addr,
+    Lease(Ipv4Cidr),
     Quit,
 }
 
@@ -41,6 +51,14 @@ struct Args {
     id: Option<String>,
     peers: Vec<String>,
     sync_interval_ms: u64,
+    offline: bool,
+}
+
+fn cidr(v: &str) -> Result<Ipv4Cidr, String> {
+    let (ip, len) = v.split_once('/').ok_or("an address is a.b.c.d/len")?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|e| format!("{v}: {e}"))?;
+    let len: u8 = len.parse().map_err(|e| format!("{v}: {e}"))?;
+    Ok(Ipv4Cidr::new(ip, len))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,17 +69,12 @@ fn parse_args() -> Result<Args, String> {
     let mut id = None;
     let mut peers = Vec::new();
     let mut sync_interval_ms = 2000u64;
+    let mut offline = false;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--tap" => tap = Some(value()?),
-            "--address" => {
-                let v = value()?;
-                let (ip, len) = v.split_once('/').ok_or("--address wants a.b.c.d/len")?;
-                let ip: std::net::Ipv4Addr = ip.parse().map_err(|e| format!("{v}: {e}"))?;
-                let len: u8 = len.parse().map_err(|e| format!("{v}: {e}"))?;
-                address = Some(Ipv4Cidr::new(ip, len));
-            }
+            "--address" => address = Some(cidr(&value()?)?),
             "--port" => port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--id" => id = Some(value()?),
             "--peers" => {
@@ -76,6 +89,7 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--sync-interval-ms: {e}"))?
             }
+            "--offline" => offline = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -86,6 +100,7 @@ fn parse_args() -> Result<Args, String> {
         id,
         peers,
         sync_interval_ms,
+        offline,
     })
 }
 
@@ -155,6 +170,14 @@ fn spawn_stdin_reader() {
                 (Some("inc"), Some(Ok(n))) => Command::Inc(n),
                 (Some("dec"), Some(Ok(n))) => Command::Dec(n),
                 (Some("value"), _) => Command::Value,
+                (Some("addr"), _) => Command::Addr,
+                (Some("lease"), _) => match line.split_whitespace().nth(1).map(cidr) {
+                    Some(Ok(c)) => Command::Lease(c),
+                    _ => {
+                        eprintln!("lease wants a.b.c.d/len: {line:?}");
+                        continue;
+                    }
+                },
                 (Some("quit"), _) => Command::Quit,
                 _ => {
                     eprintln!("unknown command {line:?}");
@@ -204,11 +227,18 @@ async fn main(spawner: Spawner) {
     // A locally administered unicast MAC derived from the address.
     let o = args.address.address().octets();
     device.set_hardware_address([0x02, 0x7a, o[0], o[1], o[2], o[3]]);
-    let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
-        address: args.address,
-        gateway: None,
-        dns_servers: Default::default(),
-    });
+    let static_config = |address| {
+        ConfigV4::Static(StaticConfigV4 {
+            address,
+            gateway: None,
+            dns_servers: Default::default(),
+        })
+    };
+    // No address yet: the node counts offline until the stack is configured.
+    let mut config = embassy_net::Config::default();
+    if !args.offline {
+        config.ipv4 = static_config(args.address);
+    }
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         device,
@@ -218,9 +248,6 @@ async fn main(spawner: Spawner) {
     );
     spawner.spawn(net_task(net_runner).unwrap_or_else(|e| panic!("spawn: {e:?}")));
 
-    stack.wait_config_up().await;
-    let advertise: &'static str =
-        Box::leak(format!("{}:{}", args.address.address(), args.port).into_boxed_str());
     let peers: &'static [&'static str] = Box::leak(
         args.peers
             .iter()
@@ -228,32 +255,64 @@ async fn main(spawner: Spawner) {
             .collect::<Vec<&'static str>>()
             .into_boxed_slice(),
     );
-    let mut node_config = NodeConfig::new(advertise, args.port)
-        .peers(peers)
-        .sync_interval(embassy_time::Duration::from_millis(args.sync_interval_ms));
-    if let Some(id) = &args.id {
-        node_config = node_config.id(Box::leak(id.clone().into_boxed_str()));
-    }
-    static STATE: StaticCell<State<NoopRawMutex>> = StaticCell::new();
-    let (node, runner) = match tally_embassy::new(stack, STATE.init(State::new()), &node_config) {
-        Ok(x) => x,
+    let name = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("embassy-{}", args.address.address()));
+    let mut rng = Rng(seed());
+    let replica = Identity::fresh(&name, &mut rng)
+        .map_err(|e| e.to_string())
+        .and_then(|id| {
+            let every = tally_core::Duration::from_millis(args.sync_interval_ms);
+            let engine = Config::mcu().with_sync_interval(every);
+            FixedReplica::new(
+                id,
+                Incarnation::Fresh,
+                ReplicaConfig::volatile(engine),
+                tally_embassy::now(),
+            )
+            .map_err(|e| e.to_string())
+        });
+    let replica = match replica {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("tally-tap-node: {e}");
+            eprintln!("tally-tap-node: {name}: {e}");
             std::process::exit(2);
         }
     };
+    let node_config = NodeConfig::new(args.port).peers(peers);
+    static STATE: StaticCell<State<NoopRawMutex>> = StaticCell::new();
+    let (node, runner, _volatile) =
+        match tally_embassy::new(stack, STATE.init(State::new(replica)), &node_config) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("tally-tap-node: {e}");
+                std::process::exit(2);
+            }
+        };
     spawner.spawn(tally_task(runner).unwrap_or_else(|e| panic!("spawn: {e:?}")));
     spawner.spawn(watch_task(node).unwrap_or_else(|e| panic!("spawn: {e:?}")));
-    let _: Stack<'static> = stack;
     spawn_stdin_reader();
-    say(&format!("ready {advertise}"));
+    say(&format!("ready {}", node.id().as_str()));
     loop {
         let outcome = match COMMANDS.receive().await {
             Command::Inc(n) => node.increment(n).map(|_| ()),
             Command::Dec(n) => node.decrement(n).map(|_| ()),
             Command::Value => Ok(()),
+            Command::Addr => {
+                let a = node.address();
+                say(&format!(
+                    "address {}",
+                    a.as_ref().map_or("none", |a| a.as_str())
+                ));
+                continue;
+            }
+            Command::Lease(address) => {
+                stack.set_config_v4(static_config(address));
+                Ok(())
+            }
             Command::Quit => {
-                log::info!("quit: {:?} {:?}", node.stats(), node.adapter_stats());
+                log::info!("quit: {:?} {:?}", node.stats(), node.transport());
                 std::process::exit(0);
             }
         };

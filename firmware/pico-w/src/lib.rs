@@ -1,21 +1,20 @@
 //! What the two RP2040 boards share: build-time settings, the heap for zstd, the flash store,
-//! and the tasks that run the node, read the buttons and show changes.
+//! and the tasks that run the node, persist it, and read the buttons.
 //!
 //! The binaries differ only in how they reach the network (`tally-pico-w`: CYW43439 Wi-Fi;
 //! `tally-w5500-evb-pico`: W5500 Ethernet) and how they light the LED.
 #![no_std]
 
 use core::fmt::Write as _;
-use defmt::{info, warn};
-use embassy_futures::select::{select, Either};
+use defmt::warn;
 use embassy_rp::clocks::RoscRng;
 use embassy_rp::flash::{Async, Flash};
 use embassy_rp::gpio::Input;
 use embassy_rp::peripherals::FLASH;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embassy_time::{Duration, Timer};
-use tally_board::button;
+use static_cell::StaticCell;
 use tally_board::persist::Store;
+use tally_board::{button, node};
 
 /// The gossip port (spec default).
 pub const PORT: u16 = 9000;
@@ -30,26 +29,26 @@ pub const PICO_W_HEAP: usize = 60 * 1024;
 /// Heap of the W5500-EVB-Pico, whose RAM budget is smaller: it accepts messages up to 4 KiB
 /// ([`w5500_engine`]), whose decoding peaked at 29 KB.
 pub const W5500_HEAP: usize = 36 * 1024;
-/// The whole known state is written at most this often; the own entry at every change.
-pub const STATE_EVERY: Duration = Duration::from_secs(10);
 
 /// Static peers, `a.b.c.d:port,...` (build-time `TALLY_PEERS`).
 pub const PEERS: &str = match option_env!("TALLY_PEERS") {
     Some(p) => p,
     None => "",
 };
-/// Node id (build-time `TALLY_ID`); empty: `rp2040-` and the flash chip's unique id.
+/// Node name (build-time `TALLY_ID`); empty: `rp2040-` and the flash chip's unique id.
 pub const ID: &str = match option_env!("TALLY_ID") {
     Some(p) => p,
     None => "",
 };
 
-/// The node's memory: engine for 32 entries, 16 peers, 64-byte ids, two accepting sockets.
+/// The node's memory: replica for 32 entries, 16 peers, 64-byte ids, two accepting sockets.
 pub type Tally = tally_embassy::State<NoopRawMutex>;
 /// A handle to the running node.
 pub type TallyNode = tally_embassy::Node<'static, NoopRawMutex>;
 /// The node's runner.
 pub type TallyRunner = tally_embassy::Runner<'static, NoopRawMutex>;
+/// The node's persistence side, driven by the store's task.
+pub type TallyPersister = tally_embassy::Persister<'static, NoopRawMutex>;
 /// The on-chip flash, async (DMA).
 pub type BoardFlash = Flash<'static, FLASH, Async, FLASH_SIZE>;
 
@@ -76,32 +75,23 @@ pub fn w5500_engine() -> tally_core::Config {
     c
 }
 
-/// The node id: `TALLY_ID`, else `rp2040-` and the 8-byte unique id of the flash chip (stable
-/// across DHCP leases, so the node's entry survives a new address).
-pub fn node_id(flash: &mut BoardFlash) -> heapless::String<64> {
-    let mut id = heapless::String::new();
+/// The node name: `TALLY_ID`, else `rp2040-` and the 8-byte unique id of the flash chip. The
+/// node counts under `name#incarnation`, the incarnation kept in flash.
+pub fn node_name(flash: &mut BoardFlash) -> heapless::String<64> {
+    let mut name = heapless::String::new();
     if !ID.is_empty() {
-        let _ = id.push_str(ID);
-        return id;
+        let _ = name.push_str(ID);
+        return name;
     }
     let mut uid = [0u8; 8];
     if flash.blocking_unique_id(&mut uid).is_err() {
         warn!("cannot read the flash unique id");
     }
-    let _ = id.push_str("rp2040-");
+    let _ = name.push_str("rp2040-");
     for b in uid {
-        let _ = write!(id, "{:02x}", b);
+        let _ = write!(name, "{:02x}", b);
     }
-    id
-}
-
-/// `a.b.c.d:PORT` of the stack's IPv4 address.
-pub fn advertise(stack: embassy_net::Stack<'_>) -> heapless::String<24> {
-    let mut s = heapless::String::new();
-    if let Some(c) = stack.config_v4() {
-        let _ = write!(s, "{}:{}", c.address.address(), PORT);
-    }
-    s
+    name
 }
 
 /// Runs the node (never returns). The RP2040's ring-oscillator RNG picks gossip partners.
@@ -110,115 +100,63 @@ pub async fn tally_task(runner: TallyRunner) -> ! {
     runner.run(&mut RoscRng).await
 }
 
+/// Writes what the node persists and commits the presses it carries.
+#[embassy_executor::task]
+pub async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPersister) -> ! {
+    store.run(persister).await
+}
+
 /// The increment and decrement buttons (to ground, pull-ups on).
 #[embassy_executor::task]
 pub async fn buttons_task(node: TallyNode, mut inc: Input<'static>, mut dec: Input<'static>) -> ! {
-    loop {
-        let op = select(button::press(&mut inc), button::press(&mut dec)).await;
-        let r = match op {
-            Either::First(()) => node.increment(1),
-            Either::Second(()) => node.decrement(1),
-        };
-        match r {
-            Ok(v) => info!("button: value {}", v as i64),
-            Err(e) => warn!("button: {}", e),
-        }
+    button::count(node, &mut inc, &mut dec).await
+}
+
+fn spawn<S>(
+    spawner: &embassy_executor::Spawner,
+    task: Result<embassy_executor::SpawnToken<S>, embassy_executor::SpawnError>,
+) {
+    match task {
+        Ok(t) => spawner.spawn(t),
+        Err(_) => warn!("cannot spawn a task"),
     }
 }
 
-/// The LED, however a board drives it (used by this package's binaries only).
-#[allow(async_fn_in_trait)]
-pub trait Led {
-    /// Turns it on or off.
-    async fn set(&mut self, on: bool);
-}
-
-/// Opens the store and merges the saved state into `node`. Call before anything can change
-/// the own entry (the buttons), so no local update is made from a stale total.
-pub async fn restore(node: &TallyNode, flash: BoardFlash) -> Option<Store<BoardFlash>> {
-    let mut store = match Store::new(flash, STORE_RANGE, STATE_EVERY) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("flash store unusable: {}", e);
-            return None;
-        }
-    };
-    match store.restore(node).await {
-        Ok(r) => info!(
-            "restored {} entries (own entry: {}), value {}",
-            r.entries,
-            r.own,
-            node.value() as i64
-        ),
-        Err(e) => warn!("nothing restored: {}", e),
-    }
-    Some(store)
-}
-
-/// On every change of value: blinks the LED and persists (own entry at once, the whole state
-/// at most every [`STATE_EVERY`]).
-pub async fn show_and_persist(
-    node: TallyNode,
-    led: &mut impl Led,
-    mut store: Option<Store<BoardFlash>>,
-) -> ! {
-    loop {
-        match select(node.wait_changed(), Timer::after(STATE_EVERY)).await {
-            Either::First(v) => {
-                info!("value {}", v as i64);
-                led.set(true).await;
-                if let Some(store) = store.as_mut() {
-                    if let Err(e) = store.on_change(&node).await {
-                        warn!("persist: {}", e);
-                    }
-                }
-                Timer::after_millis(80).await;
-                led.set(false).await;
-            }
-            Either::Second(()) => {
-                if let Some(store) = store.as_mut().filter(|s| s.state_pending()) {
-                    if let Err(e) = store.flush(&node).await {
-                        warn!("persist: {}", e);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Starts the node on `stack` once it has an address: id, peers from the build, restore,
-/// runner. Returns the handle.
-pub async fn start_node(
+/// Builds the node from the flash store and starts it, before the network is up: it counts
+/// from boot, and the runner advertises the DHCP address once there is one. Spawns the
+/// runner, the persistence task and the buttons; returns the handle (for the LED).
+///
+/// Not `async` (the store is read blocking, at boot): the store's code is then built once, in
+/// this crate, beside the persistence task's, not again in each binary.
+#[inline(never)]
+pub fn start_node(
     spawner: embassy_executor::Spawner,
     stack: embassy_net::Stack<'static>,
-    id: &str,
+    flash: BoardFlash,
+    name: &str,
     engine: tally_core::Config,
+    buttons: (Input<'static>, Input<'static>),
 ) -> Option<TallyNode> {
-    stack.wait_config_up().await;
-    let addr = advertise(stack);
-    let peers = tally_board::settings::peers(PEERS);
-    let mut config = tally_embassy::NodeConfig::new(&addr, PORT)
-        .id(id)
-        .peers(&peers);
-    config.engine = engine;
-    static STATE: static_cell::StaticCell<Tally> = static_cell::StaticCell::new();
-    match tally_embassy::new(stack, STATE.init(Tally::new()), &config) {
-        Ok((node, runner)) => {
-            info!(
-                "tally node {} at {} ({} peers)",
-                id,
-                addr.as_str(),
-                peers.len()
-            );
-            match tally_task(runner) {
-                Ok(t) => spawner.spawn(t),
-                Err(_) => warn!("cannot spawn the node task"),
-            }
-            Some(node)
-        }
-        Err(e) => {
-            warn!("cannot start the node: {}", e);
-            None
-        }
+    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
+    static STATE: StaticCell<Tally> = StaticCell::new();
+    let settings = node::Settings {
+        name,
+        engine,
+        port: PORT,
+        peers: PEERS,
+    };
+    let started = node::start(
+        stack,
+        (&STORE, &STATE),
+        flash,
+        STORE_RANGE,
+        &settings,
+        &mut RoscRng,
+    )?;
+    spawn(&spawner, tally_task(started.runner));
+    if let Some((persister, store)) = started.persist {
+        spawn(&spawner, persist_task(store, persister));
     }
+    spawn(&spawner, buttons_task(started.node, buttons.0, buttons.1));
+    Some(started.node)
 }

@@ -1,6 +1,7 @@
 //! Tally on the Raspberry Pi Pico W: CYW43439 Wi-Fi (SSID and password from the build), DHCP,
-//! gossip on port 9000, buttons on GP14 (+1) and GP15 (−1), the on-board LED (on the radio's
-//! GPIO 0) blinks on every change, state in the last 64 KiB of flash, defmt logs over RTT.
+//! gossip on port 9000, buttons on GP14 (+1) and GP15 (−1) counting from boot (before the
+//! network is up), the on-board LED (on the radio's GPIO 0) blinks on every change, state in
+//! the last 64 KiB of flash, defmt logs over RTT.
 #![no_std]
 #![no_main]
 
@@ -57,7 +58,7 @@ async fn net_task(mut runner: embassy_net::Runner<'static, cyw43::NetDriver<'sta
 /// The on-board LED hangs off the radio chip.
 struct RadioLed(cyw43::Control<'static>);
 
-impl app::Led for RadioLed {
+impl tally_board::show::Led for RadioLed {
     async fn set(&mut self, on: bool) {
         self.0.gpio_set(0, on).await;
     }
@@ -70,8 +71,8 @@ async fn main(spawner: Spawner) {
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH1, Irqs);
-    let id = app::node_id(&mut flash);
-    info!("tally pico-w {}", id.as_str());
+    let name = app::node_name(&mut flash);
+    info!("tally pico-w {}", name.as_str());
 
     let pwr = Output::new(p.PIN_23, Level::Low);
     let cs = Output::new(p.PIN_25, Level::High);
@@ -111,6 +112,13 @@ async fn main(spawner: Spawner) {
         Err(_) => warn!("cannot spawn the network task"),
     }
 
+    // The node counts from here on; it gossips once DHCP gives an address.
+    let buttons = (
+        Input::new(p.PIN_14, Pull::Up),
+        Input::new(p.PIN_15, Pull::Up),
+    );
+    let node = app::start_node(spawner, stack, flash, &name, app::pico_w_engine(), buttons);
+
     loop {
         let options = if PASSWORD.is_empty() {
             JoinOptions::new_open()
@@ -127,17 +135,10 @@ async fn main(spawner: Spawner) {
     }
     info!("joined {}; waiting for DHCP", SSID);
 
-    let Some(node) = app::start_node(spawner, stack, &id, app::pico_w_engine()).await else {
+    let Some(node) = node else {
         loop {
             Timer::after_secs(3600).await;
         }
     };
-    let store = app::restore(&node, flash).await;
-    let inc = Input::new(p.PIN_14, Pull::Up);
-    let dec = Input::new(p.PIN_15, Pull::Up);
-    match app::buttons_task(node, inc, dec) {
-        Ok(t) => spawner.spawn(t),
-        Err(_) => warn!("cannot spawn the buttons task"),
-    }
-    app::show_and_persist(node, &mut RadioLed(control), store).await
+    tally_board::show::blink_on_change(node, &mut RadioLed(control)).await
 }

@@ -47,7 +47,7 @@ async fn net_task(
 /// The green LED on GP25.
 struct PinLed(Output<'static>);
 
-impl app::Led for PinLed {
+impl tally_board::show::Led for PinLed {
     async fn set(&mut self, on: bool) {
         self.0.set_level(if on { Level::High } else { Level::Low });
     }
@@ -60,11 +60,11 @@ async fn main(spawner: Spawner) {
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH2, Irqs);
-    let id = app::node_id(&mut flash);
-    info!("tally w5500-evb-pico {}", id.as_str());
-    // A locally administered MAC from the node id's last bytes.
+    let name = app::node_name(&mut flash);
+    info!("tally w5500-evb-pico {}", name.as_str());
+    // A locally administered MAC from the node name's last bytes.
     let mut mac = [0x02, 0x74, 0x61, 0, 0, 0];
-    for (m, b) in mac.iter_mut().skip(3).zip(id.as_bytes().iter().rev()) {
+    for (m, b) in mac.iter_mut().skip(3).zip(name.as_bytes().iter().rev()) {
         *m = *b;
     }
 
@@ -114,17 +114,17 @@ async fn main(spawner: Spawner) {
     }
     info!("waiting for the link and DHCP");
 
-    let Some(node) = app::start_node(spawner, stack, &id, app::w5500_engine()).await else {
+    // The node counts from here on; it gossips once DHCP gives an address.
+    let buttons = (
+        Input::new(p.PIN_14, Pull::Up),
+        Input::new(p.PIN_15, Pull::Up),
+    );
+    let node = app::start_node(spawner, stack, flash, &name, app::w5500_engine(), buttons);
+    let Some(node) = node else {
         loop {
             Timer::after_secs(3600).await;
         }
     };
-    let store = app::restore(&node, flash).await;
-    let inc = Input::new(p.PIN_14, Pull::Up);
-    let dec = Input::new(p.PIN_15, Pull::Up);
-    match app::buttons_task(node, inc, dec) {
-        Ok(t) => spawner.spawn(t),
-        Err(_) => warn!("cannot spawn the buttons task"),
-    }
-    app::show_and_persist(node, &mut PinLed(Output::new(p.PIN_25, Level::Low)), store).await
+    let mut led = PinLed(Output::new(p.PIN_25, Level::Low));
+    tally_board::show::blink_on_change(node, &mut led).await
 }

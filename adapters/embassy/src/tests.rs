@@ -1,0 +1,145 @@
+//! The handles on a replica, without a network: what a node counts, when, and what the
+//! persister commits. (The I/O loops run in the TAP test, `firmware/linux-tap`.)
+
+use crate::state::Shared;
+use crate::{Node, NodeError, Persister, Write, PENDING};
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use tally_core::store::{decode_item, Record, SliceSink};
+use tally_core::{
+    Config, FixedReplica, Identity, Incarnation, Instant, PersistKind, ReplicaConfig,
+    SnapshotPolicy,
+};
+
+type R = FixedReplica<8, 4, 32>;
+type S = Shared<NoopRawMutex, 8, 4, 32>;
+
+fn replica(durable: bool, how: Incarnation) -> R {
+    let id = Identity::new("door", 1).unwrap();
+    let config = if durable {
+        ReplicaConfig::durable(Config::mcu(), SnapshotPolicy::HOST)
+    } else {
+        ReplicaConfig::volatile(Config::mcu())
+    };
+    R::new(id, how, config, Instant::ZERO).unwrap()
+}
+
+/// Polls one record into a board-style item (version byte + record); returns it decoded.
+fn poll(p: &mut Persister<'_, NoopRawMutex, 8, 4, 32>) -> Option<(u64, PersistKind, Vec<u8>)> {
+    let mut buf = [0u8; 1024];
+    let mut sink = SliceSink::new(&mut buf);
+    tally_core::store::begin_item(&mut sink).unwrap();
+    let got = p.poll(&mut sink).unwrap()?;
+    Some((got.seq, got.kind, sink.written().to_vec()))
+}
+
+#[test]
+fn a_volatile_node_counts_at_once_offline_and_takes_an_address_later() {
+    let shared = S::new(replica(false, Incarnation::Fresh));
+    let node = Node { shared: &shared };
+    assert_eq!(node.id().as_str(), "door#00000001");
+    assert_eq!(node.address(), None, "no network yet");
+    assert_eq!(node.increment(3), Ok(Write::Committed(3)));
+    assert_eq!(node.decrement(1), Ok(Write::Committed(2)));
+    assert_eq!(node.local(), (3, 1));
+    assert_eq!(shared.changed.try_take(), Some(2), "changes are signalled");
+    assert!(!shared.persist.signaled(), "nothing to persist");
+    node.set_address(Some("10.0.0.5:9000")).unwrap();
+    assert_eq!(node.address().unwrap().as_str(), "10.0.0.5:9000");
+    // A new lease.
+    node.set_address(Some("10.0.0.9:9000")).unwrap();
+    assert_eq!(node.address().unwrap().as_str(), "10.0.0.9:9000");
+    assert_eq!(
+        node.set_address(Some("nowhere")),
+        Err(NodeError::BadAddress)
+    );
+    assert_eq!(node.increment(u64::MAX), Err(NodeError::Overflow));
+    assert_eq!(node.value(), 2);
+    assert_eq!(node.transport(), tally_core::TransportStats::default());
+}
+
+#[test]
+fn a_durable_write_counts_only_once_its_record_is_persisted() {
+    let shared = S::new(replica(true, Incarnation::Resumed));
+    let node = Node { shared: &shared };
+    let mut persister = Persister { shared: &shared };
+    assert_eq!(node.increment(3), Ok(Write::Persisting));
+    assert_eq!(node.value(), 0, "not shown before it is durable");
+    assert_eq!(shared.changed.try_take(), None);
+    assert!(shared.persist.signaled(), "the persister is woken");
+    let (seq, kind, item) = poll(&mut persister).unwrap();
+    assert_eq!(kind, PersistKind::Local);
+    assert_eq!(
+        decode_item(&item),
+        Ok(Record::Local {
+            id: "door#00000001",
+            inc: 3,
+            dec: 0
+        })
+    );
+    assert_eq!(node.value(), 0, "written is not durable");
+    persister.persisted(seq);
+    assert_eq!(node.value(), 3);
+    assert_eq!(shared.changed.try_take(), Some(3));
+    assert_eq!(persister.pending(), 0);
+    assert!(poll(&mut persister).is_none());
+}
+
+#[test]
+fn a_fresh_identity_is_durable_before_the_first_write_commits() {
+    let shared = S::new(replica(true, Incarnation::Fresh));
+    let node = Node { shared: &shared };
+    let mut persister = Persister { shared: &shared };
+    assert_eq!(node.increment(1), Ok(Write::Persisting));
+    let (id_seq, kind, item) = poll(&mut persister).unwrap();
+    assert_eq!(kind, PersistKind::Identity);
+    assert_eq!(decode_item(&item), Ok(Record::Identity("door#00000001")));
+    persister.persisted(id_seq);
+    assert_eq!(node.value(), 0, "the write's own record is not durable yet");
+    let (seq, kind, _) = poll(&mut persister).unwrap();
+    assert_eq!(kind, PersistKind::Local);
+    persister.persisted(seq);
+    assert_eq!(node.value(), 1);
+}
+
+#[test]
+fn a_failed_record_is_carried_by_a_snapshot_and_commits_then() {
+    let shared = S::new(replica(true, Incarnation::Resumed));
+    let node = Node { shared: &shared };
+    let mut persister = Persister { shared: &shared };
+    node.increment(5).unwrap();
+    let (seq, kind, _) = poll(&mut persister).unwrap();
+    persister.failed(seq, kind);
+    assert_eq!(
+        node.value(),
+        0,
+        "a write whose record failed is not counted"
+    );
+    assert_eq!(persister.pending(), 1);
+    let (seq, kind, item) = poll(&mut persister).expect("a snapshot carries it");
+    assert_eq!(kind, PersistKind::Snapshot);
+    let Ok(Record::Snapshot(entries)) = decode_item(&item) else {
+        panic!("not a snapshot");
+    };
+    assert_eq!(entries.collect::<Vec<_>>(), [("door#00000001", 5, 0)]);
+    persister.persisted(seq);
+    assert_eq!(node.value(), 5);
+}
+
+#[test]
+fn many_writes_before_the_persister_runs_all_count() {
+    let shared = S::new(replica(true, Incarnation::Resumed));
+    let node = Node { shared: &shared };
+    let mut persister = Persister { shared: &shared };
+    for _ in 0..PENDING * 3 {
+        assert_eq!(node.increment(1), Ok(Write::Persisting));
+    }
+    assert!(persister.pending() <= PENDING);
+    let mut records = 0;
+    while let Some((seq, _, _)) = poll(&mut persister) {
+        persister.persisted(seq);
+        records += 1;
+    }
+    assert_eq!(records, 1, "one record carries every write");
+    assert_eq!(node.value(), (PENDING * 3) as i128);
+    assert_eq!(persister.pending(), 0);
+}

@@ -1,0 +1,129 @@
+//! The board's store driving a real `tally-embassy` node (its `Persister`), on a stack with no
+//! network: a press counts only once its record is in flash, a failed write keeps it pending
+//! until a later record carries it, and a reboot finds it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{boot, store, Flash};
+use core::task::Context;
+use embassy_futures::block_on;
+use embassy_net::{Stack, StackResources};
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use tally_board::persist::SNAPSHOTS;
+use tally_core::{Config, Incarnation};
+use tally_embassy::{Node, NodeConfig, Persister, State, Write};
+
+/// A network interface that never has a link: the node runs offline.
+struct NoLink;
+
+enum Never {}
+
+impl RxToken for Never {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: F) -> R {
+        match self {}
+    }
+}
+
+impl TxToken for Never {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: usize, _: F) -> R {
+        match self {}
+    }
+}
+
+impl Driver for NoLink {
+    type RxToken<'a> = Never;
+    type TxToken<'a> = Never;
+    fn receive(&mut self, _: &mut Context) -> Option<(Never, Never)> {
+        None
+    }
+    fn transmit(&mut self, _: &mut Context) -> Option<Never> {
+        None
+    }
+    fn link_state(&mut self, _: &mut Context) -> LinkState {
+        LinkState::Down
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn hardware_address(&self) -> HardwareAddress {
+        HardwareAddress::Ethernet([2, 0, 0, 0, 0, 1])
+    }
+}
+
+type S = State<NoopRawMutex, 8, 4, 32, 1>;
+
+/// A node as a board starts it, from `flash`, on a stack that never comes up.
+fn start(
+    flash: Flash,
+    seed: u64,
+) -> (
+    Node<'static, NoopRawMutex, 8, 4, 32>,
+    Persister<'static, NoopRawMutex, 8, 4, 32>,
+    tally_board::persist::Store<Flash>,
+    Incarnation,
+) {
+    let mut s = store(flash);
+    let now = tally_embassy::now();
+    let mut rng = common::Lcg(seed);
+    let (replica, opened) =
+        block_on(s.open("pico", Config::mcu(), SNAPSHOTS, now, &mut rng)).unwrap();
+    let resources: &'static mut StackResources<3> = Box::leak(Box::new(StackResources::new()));
+    let (stack, _net): (Stack<'static>, _) =
+        embassy_net::new(NoLink, embassy_net::Config::default(), resources, seed);
+    let state: &'static mut S = Box::leak(Box::new(State::new(replica)));
+    let (node, _runner, persister) =
+        tally_embassy::new(stack, state, &NodeConfig::new(9000)).unwrap();
+    (node, persister, s, opened.incarnation)
+}
+
+#[test]
+fn a_press_on_a_running_node_counts_once_the_store_has_it() {
+    let (node, mut persister, mut s, how) = start(Flash::new(), 1);
+    assert_eq!(how, Incarnation::Fresh);
+    assert_eq!(node.address(), None, "no network");
+    assert_eq!(node.increment(1), Ok(Write::Persisting));
+    assert_eq!(node.value(), 0, "not counted before it is in flash");
+    assert_eq!(
+        block_on(s.save(&mut persister)).unwrap(),
+        2,
+        "identity, press"
+    );
+    assert_eq!(node.value(), 1);
+    let id = node.id();
+
+    let (node, _, _, how) = start(s.into_flash(), 2);
+    assert_eq!(how, Incarnation::Resumed);
+    assert_eq!((node.id(), node.value()), (id, 1));
+}
+
+#[test]
+fn a_failed_write_keeps_the_press_pending_until_a_later_record_carries_it() {
+    let (node, mut persister, mut s, _) = start(Flash::new(), 1);
+    assert_eq!(block_on(s.save(&mut persister)).unwrap(), 1, "the identity");
+    let mut flash = s.into_flash();
+    flash.budget = Some(0); // every write fails from now on
+    let mut s = store(flash);
+    node.increment(1).unwrap();
+    assert!(block_on(s.save(&mut persister)).is_err());
+    assert_eq!(node.value(), 0, "not counted: its record failed");
+    assert_eq!(persister.pending(), 1);
+    let mut flash = s.into_flash();
+    flash.budget = None; // the flash works again
+    let mut s = store(flash);
+    assert_eq!(
+        block_on(s.save(&mut persister)).unwrap(),
+        1,
+        "a snapshot carries it"
+    );
+    assert_eq!(node.value(), 1);
+    assert_eq!(persister.pending(), 0);
+    let (back, _, _) = boot(s.into_flash(), "pico", 3, tally_embassy::now());
+    assert_eq!(back.value(), 1);
+}
