@@ -191,7 +191,20 @@ fn build(inp: &mut Input<'_>, base: u64) -> (Vec<Segment>, Vec<(String, Vec<u8>)
                         let (i, d) = (total(inp, wide), total(inp, wide));
                         entries.push((id, i, d));
                     }
-                    Rec::Snapshot(entries)
+                    // Version 2 snapshots name each id once: fold repeats into their per-field
+                    // maximum, which is what replay makes of them anyway.
+                    entries.sort_by(|a, b| a.0.cmp(&b.0));
+                    let mut folded: Vec<(String, u64, u64)> = Vec::new();
+                    for (id, i, d) in entries {
+                        match folded.last_mut() {
+                            Some(last) if last.0 == id => {
+                                last.1 = last.1.max(i);
+                                last.2 = last.2.max(d);
+                            }
+                            _ => folded.push((id, i, d)),
+                        }
+                    }
+                    Rec::Snapshot(folded)
                 };
                 let Some(seg) = segments.last_mut() else {
                     break;
