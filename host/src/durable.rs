@@ -155,6 +155,10 @@ impl Journal for WalJournal {
             .wait(Ticket::at(ticket))
             .map_err(|e| JournalError(e.to_string()))
     }
+
+    fn close(&self) -> Result<(), JournalError> {
+        self.wal.shutdown().map_err(|e| JournalError(e.to_string()))
+    }
 }
 
 /// The write path for async callers: a local write, answered once committed (durable first,

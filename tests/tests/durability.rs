@@ -54,6 +54,27 @@ async fn a_restart_keeps_the_value_and_the_entry() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A handle that outlives the node (here a clone; in CI it was a keep-alive HTTP connection
+/// still holding the router) must not keep the data directory locked: a restart right after
+/// `stop` opens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_releases_its_directory_while_handles_remain() {
+    let dir = temp_dir("release");
+    let s = start(Some(dir.clone()), vec![]).await.unwrap();
+    let lingering = s.node.clone();
+    s.node.increment(7).unwrap();
+    s.stop().await;
+    let s = start(Some(dir.clone()), vec![]).await.unwrap();
+    assert_eq!(s.node.value(), 7);
+    assert!(
+        lingering.increment(1).is_err(),
+        "the old handle is shut down"
+    );
+    s.stop().await;
+    drop(lingering);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_data_counts_under_a_new_incarnation() {
     let dir = temp_dir("lost");

@@ -25,6 +25,12 @@ pub trait Journal: Send + Sync {
     fn append(&self, kind: PersistKind, record: &[u8]) -> Result<u64, JournalError>;
     /// Blocks until `ticket`'s record, and every one before it, is durable.
     fn wait(&self, ticket: u64) -> Result<(), JournalError>;
+    /// Makes everything appended durable and releases the store (a WAL's directory lock), so
+    /// another node may open it; later appends fail. The node calls it last in
+    /// [`Node::shutdown`](crate::Node::shutdown). The default does nothing.
+    fn close(&self) -> Result<(), JournalError> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for dyn Journal {

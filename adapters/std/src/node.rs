@@ -390,6 +390,13 @@ impl Node {
             }
             let _ = t.join();
         }
+        // Handles to the node may outlive it (an HTTP handler, a clone in a test): the
+        // journal's store is released now, not when the last of them goes.
+        if let Some(journal) = &self.state.journal {
+            if let Err(e) = journal.close() {
+                tracing::error!(error = %e, "closing the journal failed");
+            }
+        }
         tracing::info!(addr = %self.local_addr, "node stopped");
     }
 }

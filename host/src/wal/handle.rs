@@ -9,7 +9,7 @@ use super::storage::{FsStorage, LockGuard, Storage, LOCK_FILE};
 use super::writer::{Chunk, Pipeline, State, Writer};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -110,8 +110,8 @@ pub struct Wal {
     shared: Arc<Pipeline>,
     dir: PathBuf,
     policy: FsyncPolicy,
-    writer: Option<JoinHandle<()>>,
-    _lock: LockGuard,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    lock: Mutex<Option<LockGuard>>,
 }
 
 impl Wal {
@@ -164,8 +164,8 @@ impl Wal {
             shared,
             dir,
             policy: config.fsync,
-            writer: Some(thread),
-            _lock: lock,
+            writer: Mutex::new(Some(thread)),
+            lock: Mutex::new(Some(lock)),
         };
         Ok((wal, opened.recovered))
     }
@@ -293,14 +293,17 @@ impl Wal {
 
     /// Writes and fsyncs everything queued, stops the writer and releases the directory;
     /// returns the error that failed the log, if any.
-    pub fn close(mut self) -> Result<(), WalError> {
-        self.stop()
+    pub fn close(self) -> Result<(), WalError> {
+        self.shutdown()
     }
 
-    fn stop(&mut self) -> Result<(), WalError> {
+    /// [`Wal::close`] through a shared reference: later appends fail with
+    /// [`WalError::Closed`]; a second call only reports the failure, if any.
+    pub fn shutdown(&self) -> Result<(), WalError> {
         self.shared.lock().closing = true;
         self.shared.work.notify_all();
-        if let Some(thread) = self.writer.take() {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = writer {
             if thread.join().is_err() {
                 let mut st = self.shared.lock();
                 st.stopped = true;
@@ -313,6 +316,8 @@ impl Wal {
                 });
             }
         }
+        // The writer has stopped: nothing touches the directory any more.
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
         match &self.shared.lock().failed {
             Some(e) => Err(WalError::Failed(Arc::clone(e))),
             None => Ok(()),
@@ -322,7 +327,7 @@ impl Wal {
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        if let Err(e) = self.stop() {
+        if let Err(e) = self.shutdown() {
             tracing::debug!("WAL closed after a failure: {e}");
         }
     }
