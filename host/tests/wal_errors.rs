@@ -41,31 +41,24 @@ fn wal_error_data_dir_is_a_file() {
     println!("{err}");
 }
 
-/// A tmpfs mounted for one test, unmounted on drop; `None` (with the reason printed) where
-/// mounting is not allowed.
+/// A tmpfs mounted for one test, unmounted on drop. Mounting needs root, which CI has: where
+/// it is refused the test fails, saying why.
 struct Mount(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Mount {
-    fn tmpfs(options: &str) -> Option<Mount> {
+    fn tmpfs(options: &str) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tally-wal-test"])
             .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(Mount(dir.path().to_path_buf(), dir)),
-            Ok(o) => {
-                println!(
-                    "SKIP: cannot mount a tmpfs: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                println!("SKIP: cannot run mount: {e}");
-                None
-            }
-        }
+            .output()
+            .expect("run mount (this test needs root, as in CI)");
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (this test needs root, as in CI): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Mount(dir.path().to_path_buf(), dir)
     }
 }
 
@@ -75,29 +68,70 @@ impl Drop for Mount {
     }
 }
 
+/// `tally node --data-dir dir` as a user that permission bits apply to: itself when it is not
+/// privileged, else the `nobody` user (through `setpriv`, from a copy of the binary that user
+/// may run). Returns the exit status and what it printed on stderr.
+fn node_in(dir: &Path, work: &Path, privileged: bool) -> (std::process::ExitStatus, String) {
+    let args = [
+        "node",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data-dir",
+    ];
+    let mut cmd = if privileged {
+        let bin = work.join("tally");
+        std::fs::copy(env!("CARGO_BIN_EXE_tally"), &bin).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_tally"))
+    };
+    let out = cmd
+        .args(args)
+        .arg(dir)
+        .output()
+        .expect("run tally (as root: through setpriv, from util-linux)");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn wal_error_read_only_directory() {
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let ro = tmp.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     // Root ignores permission bits: find out by trying, not by asking who we are.
-    if std::fs::write(ro.join("probe"), b"x").is_err() {
+    let privileged = std::fs::write(ro.join("probe"), b"x").is_ok();
+    let _ = std::fs::remove_file(ro.join("probe"));
+    if !privileged {
         let err = Wal::open(WalConfig::new(&ro)).unwrap_err();
         assert!(matches!(err, WalError::PermissionDenied { .. }), "{err}");
         names(&err, &ro);
-        let err = Wal::open(WalConfig::new(ro.join("sub"))).unwrap_err();
-        assert!(matches!(err, WalError::PermissionDenied { .. }), "{err}");
-        println!("{err}");
-    } else {
-        println!("SKIP (chmod 0o555 part): running as root, permission bits do not apply");
     }
+    // The node, as a user the bits apply to, refuses to start and says where and why.
+    for dir in [ro.clone(), ro.join("sub")] {
+        let (status, stderr) = node_in(&dir, tmp.path(), privileged);
+        assert!(!status.success(), "started in {dir:?}: {stderr}");
+        assert!(stderr.contains("permission denied"), "{stderr}");
+        assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+        println!("{}", stderr.trim());
+    }
+    assert!(
+        !ro.join("sub").exists() && !ro.join("LOCK").exists(),
+        "nothing written"
+    );
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     // A read-only file system applies to root too.
-    let Some(mount) = Mount::tmpfs("ro,size=64k") else {
-        return;
-    };
+    let mount = Mount::tmpfs("ro,size=64k");
     let err = Wal::open(WalConfig::new(&mount.0)).unwrap_err();
     assert!(matches!(err, WalError::ReadOnly { .. }), "{err}");
     names(&err, &mount.0);
@@ -108,9 +142,7 @@ fn wal_error_read_only_directory() {
 
 #[test]
 fn wal_error_disk_full_at_open_and_at_run_time() {
-    let Some(mount) = Mount::tmpfs("size=256k") else {
-        return;
-    };
+    let mount = Mount::tmpfs("size=256k");
     let dir = mount.0.join("data");
     let (wal, _) = Wal::open(WalConfig::new(&dir)).unwrap();
     let id = "n".repeat(255);
