@@ -23,20 +23,6 @@ use tally_std::{Journal, JournalError, LocalOp, Node, NodeError, PersistKind};
 /// The identity file in a data directory.
 pub const IDENTITY_FILE: &str = "IDENTITY";
 
-/// Why a write was not acknowledged.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The total would overflow u64.
-    #[error("the counter would overflow")]
-    Overflow,
-    /// The write could not be made durable: its outcome is unknown (as with a timeout).
-    #[error("not durable: {0}")]
-    NotDurable(String),
-    /// The node is shutting down.
-    #[error("node is shut down")]
-    Shutdown,
-}
-
 /// The entry id stored in `dir` by an earlier start, if any.
 pub fn stored_identity(dir: &Path) -> anyhow::Result<Option<String>> {
     let path = dir.join(IDENTITY_FILE);
@@ -174,8 +160,9 @@ impl Writes {
         Self { node }
     }
 
-    /// Applies `op`; returns the new value once the write is committed.
-    pub async fn apply(&self, op: LocalOp) -> Result<i128, WriteError> {
+    /// Applies `op`; returns the new value once the write is committed, or why it was not
+    /// acknowledged (the node's own errors: overflow, not durable, shut down).
+    pub async fn apply(&self, op: LocalOp) -> Result<i128, NodeError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.node.submit(
             op,
@@ -183,11 +170,6 @@ impl Writes {
                 let _ = tx.send(r);
             }),
         );
-        match rx.await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(NodeError::Overflow)) => Err(WriteError::Overflow),
-            Ok(Err(NodeError::Shutdown)) | Err(_) => Err(WriteError::Shutdown),
-            Ok(Err(e)) => Err(WriteError::NotDurable(e.to_string())),
-        }
+        rx.await.unwrap_or(Err(NodeError::Shutdown))
     }
 }

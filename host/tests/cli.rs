@@ -8,19 +8,12 @@
 )]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+mod common;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Running, TALLY};
 
 fn tally(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(TALLY).args(args).output().unwrap();
@@ -74,7 +67,10 @@ fn cluster_inc_and_get_agree() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let _guard = Running(child);
+    let _guard = Running {
+        child,
+        log: Default::default(),
+    };
     let mut urls = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();

@@ -15,70 +15,28 @@
     clippy::panic
 )]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod common;
+
+use common::{get_json, start_node, xorshift, Load, Running};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a node on `dir`; returns it and its HTTP URL.
+/// Starts a node on `dir` (snapshots every 50 ms); returns it and its HTTP URL.
 fn start(dir: &std::path::Path) -> (Running, String) {
     start_with(dir, &[])
 }
 
 fn start_with(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
-    let mut child = Command::new(TALLY)
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--snapshot-every",
-            "50ms",
-        ])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let running = Running(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .map(str::to_string)
-        })
-        .expect("the node printed its URL");
-    // Keep reading, so that nothing the node prints later meets a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (running, url)
+    let mut args = vec!["--log", "warn", "--snapshot-every", "50ms"];
+    args.extend_from_slice(extra);
+    start_node(&args, dir)
 }
 
 fn local_inc(url: &str) -> u64 {
-    let v: serde_json::Value = reqwest::blocking::get(format!("{url}/local-counter"))
+    get_json(&format!("{url}/local-counter"))["inc"]
+        .as_u64()
         .unwrap()
-        .json()
-        .unwrap();
-    v["inc"].as_u64().unwrap()
 }
 
 #[test]
@@ -100,37 +58,10 @@ fn acknowledged_increments_survive_sigkill() {
             a <= recovered && recovered <= s,
             "round {round}: recovered {recovered}, acknowledged {a}, sent {s}"
         );
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..16)
-            .map(|_| {
-                let (url, stop, sent, acked) =
-                    (url.clone(), stop.clone(), sent.clone(), acked.clone());
-                std::thread::spawn(move || {
-                    let client = reqwest::blocking::Client::new();
-                    while !stop.load(Ordering::SeqCst) {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        match client.post(format!("{url}/increment")).send() {
-                            Ok(r) if r.status().is_success() => {
-                                acked.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                })
-            })
-            .collect();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(100 + seed % 500));
-        // SIGKILL: no clean shutdown, no final snapshot.
-        node.0.kill().unwrap();
-        node.0.wait().unwrap();
-        stop.store(true, Ordering::SeqCst);
-        for w in writers {
-            w.join().unwrap();
-        }
+        let load = Load::start(&url, 16, &sent, &acked);
+        std::thread::sleep(Duration::from_millis(100 + xorshift(&mut seed) % 500));
+        node.kill();
+        drop(load);
     }
     let (node, url) = start(&dir);
     let recovered = local_inc(&url);
@@ -146,11 +77,9 @@ fn acknowledged_increments_survive_sigkill() {
 }
 
 fn value(url: &str) -> i64 {
-    let v: serde_json::Value = reqwest::blocking::get(format!("{url}/counter"))
+    get_json(&format!("{url}/counter"))["value"]
+        .as_i64()
         .unwrap()
-        .json()
-        .unwrap();
-    v["value"].as_i64().unwrap()
 }
 
 #[test]
@@ -173,8 +102,7 @@ fn a_merge_only_node_recovers_what_it_merged() {
     }
     // Past a snapshot interval (50 ms), then SIGKILL: what it merged is only in a snapshot.
     std::thread::sleep(Duration::from_millis(300));
-    node.0.kill().unwrap();
-    node.0.wait().unwrap();
+    node.kill();
     drop(writer);
     let (_node, url) = start(&dir);
     assert_eq!(

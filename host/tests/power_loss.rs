@@ -25,30 +25,16 @@
     clippy::panic
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::{get_json, start_node, xorshift, Load, Running};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_powerfs::{Mounted, PowerFs};
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 const WRITERS: usize = 16;
-
-/// A node process; killed on drop (so a failing test leaves no process holding the mount).
-struct Running {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The file system, its mount point and the data directory in it. `mounted` is declared first:
 /// dropped first, it unmounts before the temporary directory is removed, also on a panic.
@@ -86,65 +72,20 @@ impl Disk {
 
 /// Starts a node on `dir`; returns it and its HTTP URL.
 fn start(dir: &Path, fsync: &str, snapshot_every: &str) -> (Running, String) {
-    let mut child = Command::new(TALLY)
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--fsync",
-            fsync,
-            "--snapshot-every",
-            snapshot_every,
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The logs go to stdout too (tracing's default), before and after the line with the URL:
-    // both streams are read to the end, so the node never writes into a closed pipe.
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let stdout = child.stdout.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                let _ = url_tx.send(url.to_string());
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let running = Running { child, log };
-    let url = url_rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|e| {
-            panic!(
-                "the node printed no URL ({e}); it said: {:?}",
-                running.log.lock().unwrap()
-            )
-        });
-    (running, url)
+    let args = [
+        "--log",
+        "warn",
+        "--fsync",
+        fsync,
+        "--snapshot-every",
+        snapshot_every,
+    ];
+    start_node(&args, dir)
 }
 
 /// The node's recovered state: the sum of every entry's increments, and its own entry id.
 fn total(url: &str) -> (u64, String) {
-    let v: serde_json::Value = reqwest::blocking::get(format!("{url}/state"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let v = get_json(&format!("{url}/state"));
     let inc = v["inc"].as_object().expect("inc map");
     let sum = inc.values().map(|n| n.as_u64().unwrap()).sum();
     assert!(
@@ -165,52 +106,6 @@ fn metric(url: &str, name: &str) -> Option<u64> {
         .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|v| v as u64)
-}
-
-/// The writers: 16 threads, each with a keep-alive client, counting what they sent and what
-/// was acknowledged (2xx). Dropping it stops and joins them.
-struct Load {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(url: &str, sent: &Arc<AtomicU64>, acked: &Arc<AtomicU64>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..WRITERS)
-            .map(|_| {
-                let (url, stop) = (format!("{url}/increment"), Arc::clone(&stop));
-                let (sent, acked) = (Arc::clone(sent), Arc::clone(acked));
-                std::thread::spawn(move || {
-                    let client = reqwest::blocking::Client::builder()
-                        .timeout(Duration::from_secs(10))
-                        .build()
-                        .unwrap();
-                    while !stop.load(Ordering::SeqCst) {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        match client.post(&url).send() {
-                            Ok(r) if r.status().is_success() => {
-                                acked.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(_) => {}
-                            // The node is gone (killed): wait for the stop.
-                            Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load { stop, threads }
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 /// What a run saw.
@@ -289,15 +184,11 @@ fn run(fsync: &str, every: &str, cuts: u64, strict: bool) -> Figures {
         }
         before = recovered;
         let acked_before = acked.load(Ordering::SeqCst);
-        let load = Load::start(&url, &sent, &acked);
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(100 + rng % 501));
+        let load = Load::start(&url, WRITERS, &sent, &acked);
+        std::thread::sleep(Duration::from_millis(100 + xorshift(&mut rng) % 501));
         f.snapshots += metric(&url, "tally_wal_snapshots_total").unwrap_or(0);
         // SIGKILL: no clean shutdown, no final snapshot; then the power goes.
-        node.child.kill().unwrap();
-        node.child.wait().unwrap();
+        node.kill();
         drop(load);
         drop(node);
         round_acked = acked.load(Ordering::SeqCst) - acked_before;

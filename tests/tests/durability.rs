@@ -75,6 +75,38 @@ async fn a_stopped_node_releases_its_directory_while_handles_remain() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A node restarted under another `--id` on the same directory counts under a new entry; what
+/// it counted before stays, as another node's entry. Restarted with no `--id`, it keeps its
+/// entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_node_counts_under_a_new_entry_and_keeps_the_old() {
+    let dir = temp_dir("rename");
+    let named = |id: Option<&str>| NodeOptions {
+        data_dir: Some(dir.clone()),
+        id: id.map(str::to_owned),
+        ..NodeOptions::loopback()
+    };
+    let s = NodeService::start(named(Some("door"))).await.unwrap();
+    let door = s.node.id();
+    assert!(door.starts_with("door#"), "{door}");
+    s.node.increment(4).unwrap();
+    s.stop().await;
+    let s = NodeService::start(named(None)).await.unwrap();
+    assert_eq!(s.node.id(), door, "no --id: the stored entry");
+    s.stop().await;
+    let s = NodeService::start(named(Some("gate"))).await.unwrap();
+    let gate = s.node.id();
+    assert!(gate.starts_with("gate#"), "{gate}");
+    s.node.increment(1).unwrap();
+    assert_eq!((s.node.value(), s.node.local()), (5, (1, 0)));
+    s.stop().await;
+    let s = NodeService::start(named(Some("gate"))).await.unwrap();
+    assert_eq!(s.node.id(), gate);
+    assert_eq!(s.node.value(), 5);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_its_data_counts_under_a_new_incarnation() {
     let dir = temp_dir("lost");

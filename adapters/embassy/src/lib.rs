@@ -7,7 +7,7 @@
 //! ```ignore
 //! // The caller builds the replica: its identity (`name#incarnation`), engine settings and
 //! // whether it is durable — and restores it from its store (see `tally-board`).
-//! let (identity, how) = Identity::resume_or_fresh("door", None, false, &mut rng)?;
+//! let (identity, how) = Identity::resume_or_fresh(Some("door"), "door", None, false, &mut rng)?;
 //! let replica = FixedReplica::new(identity, how, ReplicaConfig::volatile(Config::mcu()), now())?;
 //! static STATE: StaticCell<tally_embassy::State<NoopRawMutex>> = StaticCell::new();
 //!
@@ -74,7 +74,7 @@ pub use node::{Node, NodeError, Write};
 pub use persist::Persister;
 pub use runner::Runner;
 pub use state::{
-    now, to_embassy, AcceptBuffers, Buffers, SendBuffers, Shared, State, ACCEPT_RX, ACCEPT_TX,
+    now, to_embassy, AcceptBuffers, Buffers, NodeState, SendBuffers, State, ACCEPT_RX, ACCEPT_TX,
     FRAME_BUFFER, PENDING, SEND_RX, SEND_TX,
 };
 pub use tally_core::replica::{TransportStats, MAX_HEADER};
@@ -100,15 +100,18 @@ pub fn new<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, cons
     state: &'a mut State<M, N, P, L, A>,
     config: &NodeConfig<'_>,
 ) -> Result<Parts<'a, M, N, P, L, A>, NodeError> {
-    let State { shared, buffers } = state;
-    let shared: &'a Shared<M, N, P, L> = shared;
-    let node = Node { shared };
+    let State {
+        node_state,
+        buffers,
+    } = state;
+    let node_state: &'a NodeState<M, N, P, L> = node_state;
+    let node = Node { node_state };
     if let Some(addr) = config.advertise {
         node.set_address(Some(addr))?;
     }
     let t = now();
     for p in config.peers {
-        shared
+        node_state
             .replica(|r| r.add_peer(p, PeerSource::Static, t))
             .map_err(|_| NodeError::BadPeer)?;
     }
@@ -119,12 +122,12 @@ pub fn new<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, cons
     );
     let runner = Runner::new(
         stack,
-        shared,
+        node_state,
         &mut buffers.accept,
         &mut buffers.send,
         config,
     );
-    Ok((node, runner, Persister { shared }))
+    Ok((node, runner, Persister { node_state }))
 }
 
 #[cfg(test)]

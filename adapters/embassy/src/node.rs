@@ -1,6 +1,6 @@
 //! [`Node`]: the handle a program keeps to count, read and watch a running node.
 
-use crate::state::{now, Shared};
+use crate::state::{now, NodeState};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use tally_core::replica::{PrepareError, TransportStats};
 use tally_core::{Identity, LocalOp, NodeId, PeerSource, Stats};
@@ -56,7 +56,7 @@ pub enum Write {
 /// A handle to a running node: cheap to copy, usable from any task of the executor that runs
 /// the node (or from any task, with a `CriticalSectionRawMutex`).
 pub struct Node<'a, M: RawMutex, const N: usize = 32, const P: usize = 16, const L: usize = 64> {
-    pub(crate) shared: &'a Shared<M, N, P, L>,
+    pub(crate) node_state: &'a NodeState<M, N, P, L>,
 }
 
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Clone for Node<'_, M, N, P, L> {
@@ -70,27 +70,27 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Copy for Node<
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N, P, L> {
     /// The entry id this node counts under (`name#incarnation`).
     pub fn id(&self) -> NodeId<L> {
-        self.shared.replica(|r| *r.id())
+        self.node_state.replica(|r| *r.id())
     }
 
     /// The identity (name and incarnation).
     pub fn identity(&self) -> Identity<L> {
-        self.shared.replica(|r| *r.identity())
+        self.node_state.replica(|r| *r.identity())
     }
 
     /// The advertised gossip address, once the network is up.
     pub fn address(&self) -> Option<NodeId<L>> {
-        self.shared.replica(|r| r.address().copied())
+        self.node_state.replica(|r| r.address().copied())
     }
 
     /// Sets the address written in every later frame (`None`: offline, nothing is sent). The
     /// runner does this itself from the stack's IPv4 configuration unless
     /// [`NodeConfig::advertise`](crate::NodeConfig::advertise) fixes it.
     pub fn set_address(&self, addr: Option<&str>) -> Result<(), NodeError> {
-        self.shared
+        self.node_state
             .replica(|r| r.set_address(addr))
             .map_err(|_| NodeError::BadAddress)?;
-        self.shared.wake.signal(());
+        self.node_state.wake.signal(());
         Ok(())
     }
 
@@ -107,7 +107,7 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
     /// Prepares `op`. A volatile node commits it at once; a durable one keeps it until the
     /// persister reports its record durable, and commits it then.
     pub fn write(&self, op: LocalOp) -> Result<Write, NodeError> {
-        let written = self.shared.with(|i| {
+        let written = self.node_state.with(|i| {
             if !i.replica.is_durable() {
                 return i.replica.apply(op).map(Write::Committed);
             }
@@ -120,51 +120,51 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
             Ok(Write::Persisting)
         })?;
         if let Write::Committed(_) = written {
-            self.shared.wake.signal(());
+            self.node_state.wake.signal(());
         }
         Ok(written)
     }
 
     /// The cluster value as this node knows it (committed writes only).
     pub fn value(&self) -> i128 {
-        self.shared.replica(|r| r.value())
+        self.node_state.replica(|r| r.value())
     }
 
     /// This node's own committed (inc, dec) totals.
     pub fn local(&self) -> (u64, u64) {
-        self.shared.replica(|r| r.local())
+        self.node_state.replica(|r| r.local())
     }
 
     /// Waits until the value changes (a committed local write or a merge that raised a
     /// total) and returns the new value. Changes that happen while nobody waits are coalesced
     /// into the latest. Meant for one waiter (e.g. the task that blinks the LED).
     pub async fn wait_changed(&self) -> i128 {
-        self.shared.changed.wait().await
+        self.node_state.changed.wait().await
     }
 
     /// Adds a peer (e.g. from discovery). Returns true when it was new.
     pub fn add_peer(&self, addr: &str, source: PeerSource) -> Result<bool, NodeError> {
         let now = now();
         let added = self
-            .shared
+            .node_state
             .replica(|r| r.add_peer(addr, source, now))
             .map_err(|_| NodeError::BadPeer)?;
-        self.shared.wake.signal(());
+        self.node_state.wake.signal(());
         Ok(added)
     }
 
     /// Removes a peer.
     pub fn remove_peer(&self, addr: &str) -> bool {
-        self.shared.replica(|r| r.remove_peer(addr))
+        self.node_state.replica(|r| r.remove_peer(addr))
     }
 
     /// What the gossip engine has done.
     pub fn stats(&self) -> Stats {
-        self.shared.replica(|r| r.stats().clone())
+        self.node_state.replica(|r| r.stats().clone())
     }
 
     /// What the transport has done (the same type and names as every adapter's).
     pub fn transport(&self) -> TransportStats {
-        self.shared.replica(|r| *r.transport())
+        self.node_state.replica(|r| *r.transport())
     }
 }

@@ -4,7 +4,7 @@
 //! persister hands those records out and, once the store reports one durable, commits the
 //! local writes it carries. A volatile node never has anything to persist.
 
-use crate::state::Shared;
+use crate::state::NodeState;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use tally_core::replica::CommitError;
 use tally_core::store::{EncodeError, Sink};
@@ -25,15 +25,15 @@ use tally_core::{PersistKind, Persisting};
 /// ```
 pub struct Persister<'a, M: RawMutex, const N: usize = 32, const P: usize = 16, const L: usize = 64>
 {
-    pub(crate) shared: &'a Shared<M, N, P, L>,
+    pub(crate) node_state: &'a NodeState<M, N, P, L>,
 }
 
 impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, M, N, P, L> {
     /// Waits until records wait in the persist stream (a prepared write, a snapshot due by
     /// the replica's policy, a fresh identity).
     pub async fn wait(&self) {
-        while !self.shared.replica(|r| r.wants_persist()) {
-            self.shared.persist.wait().await;
+        while !self.node_state.replica(|r| r.wants_persist()) {
+            self.node_state.persist.wait().await;
         }
     }
 
@@ -41,13 +41,13 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, 
     /// `None` when nothing waits. Persist records in the order they come. On `Err` nothing
     /// was taken (the sink is too small for it).
     pub fn poll(&mut self, sink: &mut impl Sink) -> Result<Option<Persisting>, EncodeError> {
-        self.shared.replica(|r| r.poll_persist(sink))
+        self.node_state.replica(|r| r.poll_persist(sink))
     }
 
     /// The record `seq`, and every record before it, is durable: the local writes it carries
     /// are committed (counted, gossiped and shown from now on).
     pub fn persisted(&mut self, seq: u64) {
-        let committed = self.shared.with(|i| {
+        let committed = self.node_state.with(|i| {
             i.replica.persisted(seq);
             let mut committed = false;
             // Every write through `seq` is carried (records hold absolute totals, a later one
@@ -65,7 +65,7 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, 
             committed
         });
         if committed {
-            self.shared.wake.signal(());
+            self.node_state.wake.signal(());
         }
     }
 
@@ -73,7 +73,7 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, 
     /// snapshot, the identity); writes waiting for a Local record stay prepared and are
     /// carried by a snapshot asked for now, so a later durable record commits them.
     pub fn failed(&mut self, seq: u64, kind: PersistKind) {
-        self.shared.with(|i| {
+        self.node_state.with(|i| {
             i.replica.persist_failed(seq, kind);
             if !i.pending.is_empty() {
                 let _ = i.replica.request_snapshot();
@@ -83,6 +83,6 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, 
 
     /// Prepared writes not yet durable.
     pub fn pending(&self) -> usize {
-        self.shared.with(|i| i.pending.len())
+        self.node_state.with(|i| i.pending.len())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::fmt::{debug, info};
-use crate::state::{now, to_embassy, AcceptBuffers, SendBuffers, Shared};
+use crate::state::{now, to_embassy, AcceptBuffers, NodeState, SendBuffers};
 use core::fmt::Write as _;
 use core::net::SocketAddrV4;
 use embassy_futures::join::{join3, join_array};
@@ -24,7 +24,7 @@ pub struct Runner<
     const A: usize = 2,
 > {
     pub(crate) stack: Stack<'a>,
-    pub(crate) shared: &'a Shared<M, N, P, L>,
+    pub(crate) node_state: &'a NodeState<M, N, P, L>,
     pub(crate) accept: &'a mut [AcceptBuffers; A],
     pub(crate) send: &'a mut SendBuffers,
     pub(crate) port: u16,
@@ -39,14 +39,14 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
 {
     pub(crate) fn new(
         stack: Stack<'a>,
-        shared: &'a Shared<M, N, P, L>,
+        node_state: &'a NodeState<M, N, P, L>,
         accept: &'a mut [AcceptBuffers; A],
         send: &'a mut SendBuffers,
         config: &NodeConfig<'_>,
     ) -> Self {
         Self {
             stack,
-            shared,
+            node_state,
             accept,
             send,
             port: config.port,
@@ -64,7 +64,7 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
     pub async fn run(self, rng: &mut impl rand_core::RngCore) -> ! {
         let Self {
             stack,
-            shared,
+            node_state,
             accept,
             send,
             port,
@@ -75,12 +75,12 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
         } = self;
         let acceptors = accept
             .each_mut()
-            .map(|bufs| accept_loop(stack, shared, bufs, port, read_timeout));
+            .map(|bufs| accept_loop(stack, node_state, bufs, port, read_timeout));
         let timeouts = (connect_timeout, write_timeout);
         join3(
-            drive(stack, shared, send, rng, timeouts),
+            drive(stack, node_state, send, rng, timeouts),
             join_array(acceptors),
-            follow_address(stack, shared, port, follow_stack),
+            follow_address(stack, node_state, port, follow_stack),
         )
         .await;
         // Every loop runs forever; this is never reached.
@@ -93,25 +93,25 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
 /// The driver: due timers, then every queued transmit, then sleep.
 async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     stack: Stack<'_>,
-    shared: &Shared<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L>,
     bufs: &mut SendBuffers,
     rng: &mut impl rand_core::RngCore,
     (connect_timeout, write_timeout): (Duration, Duration),
 ) {
     loop {
         let t = now();
-        shared.replica(|r| {
+        node_state.replica(|r| {
             if r.poll_timeout().is_some_and(|due| due <= t) {
                 r.handle_timeout(t, rng);
             }
         });
-        while let Some(tx) = shared.replica(|r| r.poll_transmit(now(), &mut bufs.frame)) {
+        while let Some(tx) = node_state.replica(|r| r.poll_transmit(now(), &mut bufs.frame)) {
             let to = tx.to.as_str();
             let ok = deliver(stack, bufs, to, tx.len, connect_timeout, write_timeout)
                 .await
                 .is_ok();
             let t = now();
-            shared.replica(|r| {
+            node_state.replica(|r| {
                 if ok {
                     r.on_delivered(to, t);
                 } else {
@@ -122,11 +122,11 @@ async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
                 debug!("send to {} failed", to);
             }
         }
-        let sleep = match shared.replica(|r| r.poll_timeout()) {
+        let sleep = match node_state.replica(|r| r.poll_timeout()) {
             Some(at) => Timer::at(to_embassy(at)),
             None => Timer::after_secs(1),
         };
-        select(sleep, shared.wake.wait()).await;
+        select(sleep, node_state.wake.wait()).await;
     }
 }
 
@@ -191,7 +191,7 @@ async fn abort(socket: &mut TcpSocket<'_>) {
 /// and the frame buffer; what the read produced goes to the replica's `ingest`.
 async fn accept_loop<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     stack: Stack<'_>,
-    shared: &Shared<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L>,
     bufs: &mut AcceptBuffers,
     port: u16,
     read_timeout: Duration,
@@ -213,12 +213,12 @@ async fn accept_loop<M: RawMutex, const N: usize, const P: usize, const L: usize
         };
         let whole = matches!(input, Ingress::Payload(_));
         let t = now();
-        if let Err(e) = shared.replica(|r| r.ingest(t, input)) {
+        if let Err(e) = node_state.replica(|r| r.ingest(t, input)) {
             debug!("frame rejected: {}", e.name());
         }
         if whole {
             // Whatever happened, the replica may have queued a reply.
-            shared.wake.signal(());
+            node_state.wake.signal(());
             socket.close();
             let _ = with_timeout(Duration::from_millis(500), socket.flush()).await;
         } else {
@@ -262,7 +262,7 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// With a fixed address (`follow` false) it has nothing to do.
 async fn follow_address<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     stack: Stack<'_>,
-    shared: &Shared<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L>,
     port: u16,
     follow: bool,
 ) {
@@ -277,12 +277,12 @@ async fn follow_address<M: RawMutex, const N: usize, const P: usize, const L: us
             Some(s)
         });
         if addr != current {
-            match shared.replica(|r| r.set_address(addr.as_deref())) {
+            match node_state.replica(|r| r.set_address(addr.as_deref())) {
                 Ok(()) => info!("advertising {}", addr.as_deref().unwrap_or("nothing")),
                 Err(_) => debug!("cannot advertise {}", addr.as_deref().unwrap_or("")),
             }
             current = addr;
-            shared.wake.signal(());
+            node_state.wake.signal(());
         }
         if current.is_some() {
             select(stack.wait_config_down(), Timer::after(RECHECK)).await;

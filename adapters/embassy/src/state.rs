@@ -82,9 +82,9 @@ impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
     }
 }
 
-/// The part of a node shared by its [`Node`](crate::Node) handles, its
+/// The part of a node node_state by its [`Node`](crate::Node) handles, its
 /// [`Runner`](crate::Runner) and its [`Persister`](crate::Persister).
-pub struct Shared<M: RawMutex, const N: usize, const P: usize, const L: usize> {
+pub struct NodeState<M: RawMutex, const N: usize, const P: usize, const L: usize> {
     inner: Mutex<M, RefCell<Inner<N, P, L>>>,
     /// Wakes the driver: something may be ready to send, or the timers moved.
     pub(crate) wake: Signal<M, ()>,
@@ -108,7 +108,7 @@ pub struct State<
     const L: usize = 64,
     const A: usize = 2,
 > {
-    pub(crate) shared: Shared<M, N, P, L>,
+    pub(crate) node_state: NodeState<M, N, P, L>,
     pub(crate) buffers: Buffers<A>,
 }
 
@@ -124,7 +124,7 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize
             frame: [0; FRAME_BUFFER],
         };
         Self {
-            shared: Shared::new(replica),
+            node_state: NodeState::new(replica),
             buffers: Buffers {
                 accept: [ACCEPT; A],
                 send: SendBuffers {
@@ -137,7 +137,7 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize
     }
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Shared<M, N, P, L> {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize> NodeState<M, N, P, L> {
     pub(crate) fn new(replica: FixedReplica<N, P, L>) -> Self {
         Self {
             inner: Mutex::new(RefCell::new(Inner {

@@ -1,7 +1,7 @@
 //! The handles on a replica, without a network: what a node counts, when, and what the
 //! persister commits. (The I/O loops run in the TAP test, `firmware/linux-tap`.)
 
-use crate::state::Shared;
+use crate::state::NodeState;
 use crate::{Node, NodeError, Persister, Write, PENDING};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use tally_core::store::{decode_item, Record, SliceSink};
@@ -11,7 +11,7 @@ use tally_core::{
 };
 
 type R = FixedReplica<8, 4, 32>;
-type S = Shared<NoopRawMutex, 8, 4, 32>;
+type S = NodeState<NoopRawMutex, 8, 4, 32>;
 
 fn replica(durable: bool, how: Incarnation) -> R {
     let id = Identity::new("door", 1).unwrap();
@@ -34,15 +34,21 @@ fn poll(p: &mut Persister<'_, NoopRawMutex, 8, 4, 32>) -> Option<(u64, PersistKi
 
 #[test]
 fn a_volatile_node_counts_at_once_offline_and_takes_an_address_later() {
-    let shared = S::new(replica(false, Incarnation::Fresh));
-    let node = Node { shared: &shared };
+    let node_state = S::new(replica(false, Incarnation::Fresh));
+    let node = Node {
+        node_state: &node_state,
+    };
     assert_eq!(node.id().as_str(), "door#00000001");
     assert_eq!(node.address(), None, "no network yet");
     assert_eq!(node.increment(3), Ok(Write::Committed(3)));
     assert_eq!(node.decrement(1), Ok(Write::Committed(2)));
     assert_eq!(node.local(), (3, 1));
-    assert_eq!(shared.changed.try_take(), Some(2), "changes are signalled");
-    assert!(!shared.persist.signaled(), "nothing to persist");
+    assert_eq!(
+        node_state.changed.try_take(),
+        Some(2),
+        "changes are signalled"
+    );
+    assert!(!node_state.persist.signaled(), "nothing to persist");
     node.set_address(Some("10.0.0.5:9000")).unwrap();
     assert_eq!(node.address().unwrap().as_str(), "10.0.0.5:9000");
     // A new lease.
@@ -59,13 +65,17 @@ fn a_volatile_node_counts_at_once_offline_and_takes_an_address_later() {
 
 #[test]
 fn a_durable_write_counts_only_once_its_record_is_persisted() {
-    let shared = S::new(replica(true, Incarnation::Resumed));
-    let node = Node { shared: &shared };
-    let mut persister = Persister { shared: &shared };
+    let node_state = S::new(replica(true, Incarnation::Resumed));
+    let node = Node {
+        node_state: &node_state,
+    };
+    let mut persister = Persister {
+        node_state: &node_state,
+    };
     assert_eq!(node.increment(3), Ok(Write::Persisting));
     assert_eq!(node.value(), 0, "not shown before it is durable");
-    assert_eq!(shared.changed.try_take(), None);
-    assert!(shared.persist.signaled(), "the persister is woken");
+    assert_eq!(node_state.changed.try_take(), None);
+    assert!(node_state.persist.signaled(), "the persister is woken");
     let (seq, kind, item) = poll(&mut persister).unwrap();
     assert_eq!(kind, PersistKind::Local);
     assert_eq!(
@@ -79,16 +89,20 @@ fn a_durable_write_counts_only_once_its_record_is_persisted() {
     assert_eq!(node.value(), 0, "written is not durable");
     persister.persisted(seq);
     assert_eq!(node.value(), 3);
-    assert_eq!(shared.changed.try_take(), Some(3));
+    assert_eq!(node_state.changed.try_take(), Some(3));
     assert_eq!(persister.pending(), 0);
     assert!(poll(&mut persister).is_none());
 }
 
 #[test]
 fn a_fresh_identity_is_durable_before_the_first_write_commits() {
-    let shared = S::new(replica(true, Incarnation::Fresh));
-    let node = Node { shared: &shared };
-    let mut persister = Persister { shared: &shared };
+    let node_state = S::new(replica(true, Incarnation::Fresh));
+    let node = Node {
+        node_state: &node_state,
+    };
+    let mut persister = Persister {
+        node_state: &node_state,
+    };
     assert_eq!(node.increment(1), Ok(Write::Persisting));
     let (id_seq, kind, item) = poll(&mut persister).unwrap();
     assert_eq!(kind, PersistKind::Identity);
@@ -103,9 +117,13 @@ fn a_fresh_identity_is_durable_before_the_first_write_commits() {
 
 #[test]
 fn a_failed_record_is_carried_by_a_snapshot_and_commits_then() {
-    let shared = S::new(replica(true, Incarnation::Resumed));
-    let node = Node { shared: &shared };
-    let mut persister = Persister { shared: &shared };
+    let node_state = S::new(replica(true, Incarnation::Resumed));
+    let node = Node {
+        node_state: &node_state,
+    };
+    let mut persister = Persister {
+        node_state: &node_state,
+    };
     node.increment(5).unwrap();
     let (seq, kind, _) = poll(&mut persister).unwrap();
     persister.failed(seq, kind);
@@ -127,9 +145,13 @@ fn a_failed_record_is_carried_by_a_snapshot_and_commits_then() {
 
 #[test]
 fn many_writes_before_the_persister_runs_all_count() {
-    let shared = S::new(replica(true, Incarnation::Resumed));
-    let node = Node { shared: &shared };
-    let mut persister = Persister { shared: &shared };
+    let node_state = S::new(replica(true, Incarnation::Resumed));
+    let node = Node {
+        node_state: &node_state,
+    };
+    let mut persister = Persister {
+        node_state: &node_state,
+    };
     for _ in 0..PENDING * 3 {
         assert_eq!(node.increment(1), Ok(Write::Persisting));
     }

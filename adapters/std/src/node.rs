@@ -99,12 +99,17 @@ impl Node {
             .advertise
             .clone()
             .unwrap_or_else(|| local_addr.to_string());
-        let name = config.name.clone().unwrap_or_else(|| advertise.clone());
+        let name = config.name.as_deref().unwrap_or(&advertise).to_owned();
         let bad = |s: &str, e: &dyn std::fmt::Display| NodeError::BadId(s.into(), e.to_string());
         let mut rng = SmallRng::from_os_rng();
-        let (identity, incarnation) =
-            Identity::resume_or_fresh(&name, config.resume.as_deref(), true, &mut rng)
-                .map_err(|e| bad(&name, &e))?;
+        let (identity, incarnation) = Identity::resume_or_fresh(
+            config.name.as_deref(),
+            &advertise,
+            config.resume.as_deref(),
+            true,
+            &mut rng,
+        )
+        .map_err(|e| bad(&name, &e))?;
         let replica_config = match config.journal {
             Some(_) => ReplicaConfig::durable(config.engine, config.snapshots),
             None => ReplicaConfig::volatile(config.engine),

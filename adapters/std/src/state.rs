@@ -13,7 +13,10 @@ pub type HostReplica = GrowableReplica<255>;
 pub(crate) struct NodeState {
     replica: Mutex<HostReplica>,
     origin: StdInstant,
-    wake: Mutex<bool>,
+    /// Set by [`NodeState::kick`], cleared by the driver when it wakes: while it is set, more
+    /// kicks cost one atomic swap (no lock, no futex), however many writes arrive.
+    kicked: AtomicBool,
+    wake: Mutex<()>,
     wake_cv: Condvar,
     /// Bumped (under its mutex) after every change of the value, for [`crate::Node::wait_changed`].
     pub(crate) changes: Mutex<u64>,
@@ -32,7 +35,8 @@ impl NodeState {
         Self {
             replica: Mutex::new(replica),
             origin,
-            wake: Mutex::new(false),
+            kicked: AtomicBool::new(false),
+            wake: Mutex::new(()),
             wake_cv: Condvar::new(),
             changes: Mutex::new(0),
             changes_cv: Condvar::new(),
@@ -61,26 +65,30 @@ impl NodeState {
 
     /// Wakes the driver (something may be ready to send or persist).
     pub(crate) fn kick(&self) {
-        let mut flag = self.wake.lock().unwrap_or_else(|p| p.into_inner());
-        *flag = true;
+        if self.kicked.swap(true, Ordering::AcqRel) {
+            return; // the driver has a wake-up pending and will see this change too
+        }
+        // Taking the lock orders this against a driver between its check and its sleep.
+        drop(self.wake.lock().unwrap_or_else(|p| p.into_inner()));
         self.wake_cv.notify_one();
     }
 
-    /// Sleeps until kicked or until `deadline`.
+    /// Sleeps until kicked or until `deadline`; a kick that came while the driver was busy
+    /// returns at once. Either way the next kick wakes it again.
     pub(crate) fn wait(&self, deadline: StdInstant) {
-        let mut flag = self.wake.lock().unwrap_or_else(|p| p.into_inner());
-        while !*flag && !self.is_shutting_down() {
+        let mut guard = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+        while !self.kicked.load(Ordering::Acquire) && !self.is_shutting_down() {
             let now = StdInstant::now();
             if now >= deadline {
                 break;
             }
             let (g, _) = self
                 .wake_cv
-                .wait_timeout(flag, deadline - now)
+                .wait_timeout(guard, deadline - now)
                 .unwrap_or_else(|p| p.into_inner());
-            flag = g;
+            guard = g;
         }
-        *flag = false;
+        self.kicked.store(false, Ordering::Release);
     }
 
     /// Tells waiters of [`crate::Node::wait_changed`] that the value changed.

@@ -63,18 +63,29 @@ impl<const L: usize> Identity<L> {
         Self::join(name, inc)
     }
 
-    /// What a node starts with: the `stored` entry id when there is one and the state stored
-    /// with it was restored; otherwise a fresh incarnation of `name` (a store that could not
-    /// be read must not let the node count under an entry its peers may hold higher).
+    /// What a node starts with. It resumes the `stored` entry id when there is one, the
+    /// state stored with it was restored, and `name` (the name it was asked to count under;
+    /// `None`: whatever it counted under before) is that entry's name. Otherwise it starts a
+    /// fresh incarnation of `name` (if `None`: of the stored name, else of `fallback`):
+    /// - a store that could not be read must not let the node count under an entry its peers
+    ///   may hold higher;
+    /// - a renamed node counts under a new entry, and its old one stays as another node's.
     pub fn resume_or_fresh(
-        name: &str,
+        name: Option<&str>,
+        fallback: &str,
         stored: Option<&str>,
         state_restored: bool,
         rng: &mut impl rand_core::RngCore,
     ) -> Result<(Self, Incarnation), IdError> {
-        match stored.map(Self::parse) {
-            Some(Ok(id)) if state_restored => Ok((id, Incarnation::Resumed)),
-            _ => Ok((Self::fresh(name, rng)?, Incarnation::Fresh)),
+        let stored = stored.and_then(|s| Self::parse(s).ok());
+        match stored {
+            Some(id) if state_restored && name.is_none_or(|n| n == id.name()) => {
+                Ok((id, Incarnation::Resumed))
+            }
+            _ => {
+                let name = name.or(stored.as_ref().map(Self::name)).unwrap_or(fallback);
+                Ok((Self::fresh(name, rng)?, Incarnation::Fresh))
+            }
         }
     }
 
@@ -149,27 +160,41 @@ mod tests {
     }
 
     #[test]
-    fn resumes_only_with_restored_state() {
+    fn resumes_only_with_restored_state_and_the_same_name() {
         let stored = Some("door#00000001");
-        let (id, how) =
-            Identity::<64>::resume_or_fresh("door", stored, true, &mut Fixed(7)).unwrap();
+        let resume = |name, stored, restored, seed| {
+            let (id, how) =
+                Identity::<64>::resume_or_fresh(name, "dflt", stored, restored, &mut Fixed(seed))
+                    .unwrap();
+            (id.entry_id().as_str().to_owned(), how)
+        };
+        let resumed = ("door#00000001".to_owned(), Incarnation::Resumed);
+        assert_eq!(resume(Some("door"), stored, true, 7), resumed);
         assert_eq!(
-            (id.entry_id().as_str(), how),
-            ("door#00000001", Incarnation::Resumed)
+            resume(None, stored, true, 7),
+            resumed,
+            "no name asked: keep it"
         );
-        let (id, how) =
-            Identity::<64>::resume_or_fresh("door", stored, false, &mut Fixed(7)).unwrap();
+        let fresh = |id: &str| (id.to_owned(), Incarnation::Fresh);
         assert_eq!(
-            (id.entry_id().as_str(), how),
-            ("door#00000007", Incarnation::Fresh)
+            resume(Some("door"), stored, false, 7),
+            fresh("door#00000007")
         );
-        let (id, how) = Identity::<64>::resume_or_fresh("door", None, true, &mut Fixed(9)).unwrap();
         assert_eq!(
-            (id.entry_id().as_str(), how),
-            ("door#00000009", Incarnation::Fresh)
+            resume(Some("gate"), stored, true, 7),
+            fresh("gate#00000007"),
+            "renamed"
         );
-        let (_, how) =
-            Identity::<64>::resume_or_fresh("door", Some("corrupt"), true, &mut Fixed(9)).unwrap();
-        assert_eq!(how, Incarnation::Fresh);
+        assert_eq!(resume(Some("door"), None, true, 9), fresh("door#00000009"));
+        assert_eq!(resume(None, None, true, 9), fresh("dflt#00000009"));
+        assert_eq!(
+            resume(None, stored, false, 9),
+            fresh("door#00000009"),
+            "the stored name"
+        );
+        assert_eq!(
+            resume(Some("door"), Some("corrupt"), true, 9).1,
+            Incarnation::Fresh
+        );
     }
 }

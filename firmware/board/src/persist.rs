@@ -172,8 +172,7 @@ impl<F: NorFlash> Store<F> {
         // The identity first, copied out: its buffer is read into again.
         let stored = match read(map, work, KEY_IDENTITY).await {
             Ok(Some(Record::Identity(id))) => match Identity::<L>::parse(id) {
-                // Another name (a new TALLY_ID): a new entry, the old one kept as another's.
-                Ok(i) => Some(i).filter(|i| i.name() == name),
+                Ok(i) => Some(i),
                 Err(_) => {
                     unreadable = true;
                     None
@@ -191,8 +190,11 @@ impl<F: NorFlash> Store<F> {
         let records = [state.ok().flatten(), local.ok().flatten()];
 
         let stored_id = stored.as_ref().map(|i| i.entry_id().as_str());
-        let (identity, how) = Identity::<L>::resume_or_fresh(name, stored_id, !unreadable, rng)
-            .map_err(|_| PersistError::BadName)?;
+        // Another name (a new TALLY_ID) also makes a fresh incarnation: the old entry stays
+        // as another node's.
+        let (identity, how) =
+            Identity::<L>::resume_or_fresh(Some(name), name, stored_id, !unreadable, rng)
+                .map_err(|_| PersistError::BadName)?;
         let mut replica =
             FixedReplica::new(identity, how, config, now).map_err(|_| PersistError::Refused)?;
         let mut incarnation = how;

@@ -2,7 +2,7 @@
 
 use super::amount::parse_by;
 use super::error::ApiError;
-use crate::durable::{WriteError, Writes};
+use crate::durable::Writes;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tally_std::{LocalOp, Node, PeerSource, PeerState};
+use tally_std::{LocalOp, Node, NodeError, PeerSource, PeerState};
 
 /// What the API's handlers serve: the node, its write path, its log, guard and metrics.
 #[derive(Clone)]
@@ -110,9 +110,9 @@ fn body_error(e: BytesRejection) -> ApiError {
     ApiError::new(e.status(), e.body_text())
 }
 
-fn write_error(e: WriteError) -> ApiError {
+fn write_error(e: NodeError) -> ApiError {
     match e {
-        WriteError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        NodeError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
     }
 }

@@ -231,15 +231,17 @@ impl Wal {
         &self,
         push: impl FnOnce(&mut Vec<Chunk>) -> Result<(), WalError>,
     ) -> Result<Ticket, WalError> {
-        let ticket = {
+        let (ticket, wake) = {
             let mut st = self.shared.lock();
             usable(&st)?;
             push(&mut st.chunks)?;
             let ticket = Ticket(st.next);
             st.next += 1;
-            ticket
+            (ticket, st.writer_waiting)
         };
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(ticket)
     }
 

@@ -34,6 +34,9 @@ pub(crate) struct State {
     pub closing: bool,
     /// Set by the writer when it has stopped.
     pub stopped: bool,
+    /// The writer sleeps on `work`: only then does an append need to signal it (a busy writer
+    /// takes the queue when it comes back, so appends during a write cost no wake-up).
+    pub writer_waiting: bool,
     pub stats: WalStats,
 }
 
@@ -112,11 +115,13 @@ impl Writer {
             if !st.chunks.is_empty() || st.closing {
                 return Some((mem::take(&mut st.chunks), st.next, st.closing));
             }
+            st.writer_waiting = true;
             st = match (self.policy, self.active.dirty) {
                 (FsyncPolicy::Interval(every), true) => {
                     let due = self.last_sync + every;
                     let now = Instant::now();
                     if now >= due {
+                        st.writer_waiting = false;
                         return Some((Vec::new(), st.next, false));
                     }
                     let (st, _) = self
@@ -132,6 +137,7 @@ impl Writer {
                     .wait(st)
                     .unwrap_or_else(PoisonError::into_inner),
             };
+            st.writer_waiting = false;
         }
     }
 
