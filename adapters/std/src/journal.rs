@@ -126,7 +126,7 @@ fn run(state: &NodeState, journal: &dyn Journal, rx: &Receiver<Pending>) {
             }
             Err(e) => Err(e),
         };
-        state.kick();
+        state.local_committed();
         for p in batch {
             (p.done)(result.clone());
         }

@@ -222,7 +222,7 @@ impl Node {
                 let r = replica.apply(op).map_err(prepare_error);
                 drop(replica);
                 if r.is_ok() {
-                    self.state.kick();
+                    self.state.local_committed();
                 }
                 return done(r);
             };
@@ -332,6 +332,7 @@ impl Node {
     /// Waits until the value changes, or `timeout` passes; returns the value then.
     pub fn wait_changed(&self, timeout: Duration) -> i128 {
         let deadline = StdInstant::now() + timeout;
+        self.state.change_waiters.fetch_add(1, Ordering::AcqRel);
         let mut n = self.state.changes.lock().unwrap_or_else(|p| p.into_inner());
         let start = *n;
         while *n == start && !self.state.is_shutting_down() {
@@ -347,6 +348,7 @@ impl Node {
             n = g;
         }
         drop(n);
+        self.state.change_waiters.fetch_sub(1, Ordering::AcqRel);
         self.value()
     }
 
