@@ -31,17 +31,76 @@ impl FrameLimits {
         max_decompressed: 4 << 20,
         max_window: 4 << 20,
     };
-    /// Microcontroller defaults: 4 KiB frames, 8 KiB messages, 8 KiB window.
-    ///
-    /// Heap needed by `ruzstd` to decode (measured on the emulated suites): about 49–54 KB for
-    /// an 8 KiB message, 30 KB for a 4 KiB one. `ruzstd` panics when an allocation fails, so
-    /// size the heap for `max_decompressed`, or lower it (the W5500 board uses 4 KiB).
-    pub const MCU: FrameLimits = FrameLimits {
+    /// Raspberry Pi Pico W: 4 KiB frames, 8 KiB messages, 8 KiB window, decoded in its 60 KiB
+    /// heap ([`BOARDS`]).
+    pub const PICO_W: FrameLimits = FrameLimits {
         max_frame: 4 << 10,
         max_decompressed: 8 << 10,
         max_window: 8 << 10,
     };
+    /// WIZnet W5500-EVB-Pico: 4 KiB frames, messages and window, decoded in its 36 KiB heap
+    /// ([`BOARDS`]). The window is held to the message limit: a crafted frame may declare a
+    /// window larger than anything it delivers, and `ruzstd` sizes its buffers by the window.
+    /// Hosts compress with the content size in the header, which makes a frame's window its
+    /// content size, so every host frame of at most 4 KiB passes.
+    pub const W5500: FrameLimits = FrameLimits {
+        max_frame: 4 << 10,
+        max_decompressed: 4 << 10,
+        max_window: 4 << 10,
+    };
+    /// ESP32-C3: the Pico W's limits; zstd decodes in what Wi-Fi leaves of its 120 KiB heap
+    /// ([`BOARDS`]).
+    pub const ESP32C3: FrameLimits = FrameLimits::PICO_W;
+    /// Microcontroller defaults (`Config::mcu`): the Pico W's limits, 4 KiB frames, 8 KiB
+    /// messages, 8 KiB window. A board with less heap than the Pico W takes its own
+    /// ([`BOARDS`]).
+    pub const MCU: FrameLimits = FrameLimits::PICO_W;
 }
+
+/// A board's frame limits and the heap its firmware leaves `ruzstd` to decode in under them.
+///
+/// `ruzstd` panics when an allocation fails, so a board's limits must keep decoding inside its
+/// heap whatever a frame holds: the emulated suites (`firmware/qemu`, on the boards' allocator,
+/// in an arena of exactly each board's heap) and the `zstd_frame` fuzz target (every frame, on
+/// a counting allocator) fail when decoding under [`BoardLimits::limits`] takes more than
+/// [`BoardLimits::zstd_heap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoardLimits {
+    /// The board, as the firmware names it.
+    pub name: &'static str,
+    /// The limits its firmware receives frames with.
+    pub limits: FrameLimits,
+    /// Heap bytes zstd decoding may use on it.
+    pub zstd_heap: usize,
+}
+
+/// Every board's frame limits and zstd heap.
+///
+/// | board | messages | window | zstd heap | peak decoding the largest message it accepts |
+/// |---|---|---|---|---|
+/// | Pico W | 8 KiB | 8 KiB | 60 KiB (all of its heap) | about 49 KB |
+/// | W5500-EVB-Pico | 4 KiB | 4 KiB | 36 KiB (all of its heap) | about 30 KB |
+/// | ESP32-C3 | 8 KiB | 8 KiB | 63 KiB (its 120 KiB heap less Wi-Fi's 57 KiB) | about 49 KB |
+///
+/// Frames of at most 4 KiB everywhere; the peaks are the emulated suites' (32-bit, the boards'
+/// allocator).
+pub const BOARDS: [BoardLimits; 3] = [
+    BoardLimits {
+        name: "pico-w",
+        limits: FrameLimits::PICO_W,
+        zstd_heap: 60 << 10,
+    },
+    BoardLimits {
+        name: "w5500-evb-pico",
+        limits: FrameLimits::W5500,
+        zstd_heap: 36 << 10,
+    },
+    BoardLimits {
+        name: "esp32c3",
+        limits: FrameLimits::ESP32C3,
+        zstd_heap: 63 << 10,
+    },
+];
 
 /// The message inside a frame: borrowed when plain, owned when it was decompressed.
 #[derive(Debug)]
@@ -213,5 +272,17 @@ mod tests {
         assert_eq!(decode(&[0x00, 1, 2], &l).unwrap().bytes(), &[1, 2]);
         let big = [0u8; 5000];
         assert_eq!(decode(&big, &l).unwrap_err(), WireError::FrameTooLarge);
+    }
+
+    #[test]
+    fn board_limits_are_consistent() {
+        assert_eq!(FrameLimits::MCU, FrameLimits::PICO_W);
+        for b in BOARDS {
+            let l = b.limits;
+            assert!(l.max_window <= l.max_decompressed, "{}: window", b.name);
+            assert!(l.max_frame <= l.max_decompressed, "{}: frame", b.name);
+            assert!(l.max_decompressed <= FrameLimits::MCU.max_decompressed);
+            assert!(b.zstd_heap >= 4 * l.max_decompressed, "{}: heap", b.name);
+        }
     }
 }

@@ -22,6 +22,7 @@ fn main() {
         "TALLY_ID",
         "TALLY_WIFI_SSID",
         "TALLY_WIFI_PASSWORD",
+        "TALLY_CLUSTER_KEY",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }

@@ -1,8 +1,10 @@
-//! Raw zstd frames (no flag byte) into `tally_core::zstd::decompress` with the
-//! microcontroller and host limits: it must never panic; what it returns must fit the
+//! Raw zstd frames (no flag byte) into `tally_core::zstd::decompress` with every board's
+//! limits (`tally_core::frame::BOARDS`) and the host limits: it must never panic; what it returns must fit the
 //! decompressed-size limit and the declared content size; whatever it accepts, the reference
 //! decoder (libzstd, through the `zstd` crate) must decode to the same bytes; and the heap it
-//! uses on the way must stay in proportion to the limits (spec §3: refuse *before* allocating).
+//! uses on the way must stay within the heap of the board whose limits it ran under (spec §3:
+//! refuse *before* allocating; a failed allocation aborts a board), and in proportion to the
+//! host limits.
 //!
 //! Found by this target and fixed in the core: `ruzstd` does not enforce the
 //! Block_Maximum_Size of RFC 8878 (min(window, 128 KiB)) and allocated what a block declares
@@ -18,7 +20,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use tally_core::frame::FrameLimits;
+use tally_core::frame::{FrameLimits, BOARDS};
 use tally_core::zstd::{decompress, read_header};
 
 /// `System`, keeping the current and peak number of heap bytes in use.
@@ -64,16 +66,27 @@ fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
     (r, PEAK.load(Relaxed).saturating_sub(base))
 }
 
-/// The heap `decompress` may use. Under the microcontroller limits: the smallest heap a board
-/// runs them with (the Pico W's 60 KiB; README, Boards), since a failed allocation aborts a
-/// board. Otherwise a generous bound: the decoder's tables (valid frames measure 9–25 KB) plus
-/// a few times the window and the output limit.
-fn heap_bound(l: &FrameLimits) -> usize {
-    if *l == FrameLimits::MCU {
-        60 * 1024
-    } else {
-        64 * 1024 + 4 * (l.max_window + l.max_decompressed)
+/// The limits to run every input under, each with the heap `decompress` may use under them:
+/// each board's limits with the smallest zstd heap of the boards that run them (`BOARDS`,
+/// README "Boards"), since a failed allocation aborts a board; then the host limits with a
+/// generous bound, the decoder's tables (valid frames measure 9–25 KB) plus a few times the
+/// window and the output limit.
+fn limits_and_bounds() -> Vec<(&'static str, FrameLimits, usize)> {
+    let mut all: Vec<(&'static str, FrameLimits, usize)> = Vec::new();
+    for b in BOARDS {
+        match all.iter_mut().find(|(_, l, _)| *l == b.limits) {
+            Some(same) if same.2 <= b.zstd_heap => {}
+            Some(same) => *same = (b.name, b.limits, b.zstd_heap),
+            None => all.push((b.name, b.limits, b.zstd_heap)),
+        }
     }
+    let h = FrameLimits::HOST;
+    all.push((
+        "host",
+        h,
+        64 * 1024 + 4 * (h.max_window + h.max_decompressed),
+    ));
+    all
 }
 
 /// What the frame has of the known, reported divergences (see the module docs).
@@ -197,13 +210,16 @@ fn inspect_compressed_block(byte: impl Fn(usize) -> Option<u64>) -> (Option<u64>
 }
 
 fuzz_target!(|data: &[u8]| {
+    static RUNS: std::sync::OnceLock<Vec<(&'static str, FrameLimits, usize)>> =
+        std::sync::OnceLock::new();
     let known = known_divergences(data);
-    for limits in [FrameLimits::MCU, FrameLimits::HOST] {
+    for &(board, limits, bound) in RUNS.get_or_init(limits_and_bounds) {
         let (result, peak) = peak_of(|| decompress(data, &limits));
         // The core now refuses oversized blocks before decoding them: no exemption here.
         assert!(
-            peak <= heap_bound(&limits),
-            "decompress used {peak} B of heap with limits {limits:?} (oversized block: {})",
+            peak <= bound,
+            "decompress used {peak} B of heap with the {board} limits {limits:?}, whose heap is \
+             {bound} B (oversized block: {})",
             known.oversized_block
         );
         let Ok(out) = result else {

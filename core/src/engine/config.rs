@@ -65,7 +65,8 @@ impl Config {
         }
     }
 
-    /// Microcontroller defaults (4 KiB frames, 64-byte ids, 32 entries).
+    /// Microcontroller defaults (4 KiB frames, 64-byte ids, 32 entries; the frame limits are the
+    /// Pico W's, [`FrameLimits::MCU`]).
     pub fn mcu() -> Self {
         Self {
             frame_limits: FrameLimits::MCU,
@@ -73,6 +74,13 @@ impl Config {
             max_frame_out: 4 * 1024,
             ..Self::host()
         }
+    }
+
+    /// Sets the limits on received frames: a board's own, from [`crate::frame::BOARDS`] (e.g.
+    /// `Config::mcu().with_frame_limits(FrameLimits::W5500)`).
+    pub fn with_frame_limits(mut self, limits: FrameLimits) -> Self {
+        self.frame_limits = limits;
+        self
     }
 
     /// Sets the sync interval and the full-sync interval to ten times it (spec §6).

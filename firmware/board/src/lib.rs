@@ -9,7 +9,7 @@
 //! - [`node`]: the node started from all that, before the network is up;
 //! - [`button`]: a debounced press on any `embedded-hal-async` input, and the counting loop;
 //! - [`show`]: the LED blink on every change;
-//! - [`settings`]: the build-time peer list.
+//! - [`settings`]: the build-time peer list and cluster key, and the W5500's MAC.
 #![no_std]
 
 #[macro_use]

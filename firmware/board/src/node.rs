@@ -10,7 +10,8 @@ use static_cell::StaticCell;
 use tally_core::Config;
 use tally_embassy::{Node, NodeConfig, Persister, Runner, State};
 
-/// What a board's node is: its name, engine settings, gossip port and build-time peers.
+/// What a board's node is: its name, engine settings (with the cluster key, see
+/// [`settings::keyed`]), gossip port and build-time peers.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings<'s> {
     /// The node name; it counts under `name#incarnation`.
@@ -72,14 +73,9 @@ pub fn start<
             None
         }
     };
+    let engine = settings.engine;
     let now = tally_embassy::now();
-    let opened = persist::open_replica(
-        store.as_deref_mut(),
-        settings.name,
-        settings.engine,
-        now,
-        rng,
-    );
+    let opened = persist::open_replica(store.as_deref_mut(), settings.name, engine, now, rng);
     let replica = match embassy_futures::block_on(opened) {
         Ok(r) => r,
         Err(e) => {
@@ -98,7 +94,13 @@ pub fn start<
                 return None;
             }
         };
-    info!("tally node {} ({} peers)", node.id().as_str(), peers.len());
+    // Whether frames are authenticated; never the key.
+    info!(
+        "tally node {} ({} peers, cluster key: {})",
+        node.id().as_str(),
+        peers.len(),
+        engine.cluster_key.is_some()
+    );
     Some(Started {
         node,
         runner,

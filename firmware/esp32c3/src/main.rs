@@ -22,7 +22,7 @@ use esp_radio::wifi::{
 use esp_storage::FlashStorage;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
-use tally_board::{button, node, show};
+use tally_board::{button, node, settings, show};
 use {esp_backtrace as _, esp_println as _};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -45,6 +45,11 @@ const ID: &str = match option_env!("TALLY_ID") {
     Some(s) => s,
     None => "",
 };
+/// Cluster key (`TALLY_CLUSTER_KEY`, 32–64 hex digits), parsed when this crate is compiled: a
+/// bad key fails the build; cargo rebuilds when the variable changes (it tracks what
+/// `option_env!` reads). Unset or empty: frames are not authenticated.
+const CLUSTER_KEY: Option<settings::BuildKey> =
+    settings::build_key(option_env!("TALLY_CLUSTER_KEY"));
 /// The node's state lives in the NVS partition of the default partition table (esp-radio
 /// does not use NVS): 6 pages of 4 KiB.
 const STORE_RANGE: core::ops::Range<u32> = 0x9000..0xF000;
@@ -188,7 +193,10 @@ fn start_node(
     static STATE: StaticCell<Tally> = StaticCell::new();
     let settings = node::Settings {
         name,
-        engine: tally_core::Config::mcu(),
+        engine: settings::keyed(
+            tally_core::Config::mcu().with_frame_limits(tally_core::FrameLimits::ESP32C3),
+            CLUSTER_KEY,
+        )?,
         port: PORT,
         peers: PEERS,
     };

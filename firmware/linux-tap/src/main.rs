@@ -9,13 +9,18 @@
 //! ```
 //!
 //! The node is volatile and counts under `NAME#incarnation` (a fresh incarnation each run;
-//! NAME defaults to `embassy-<address>`). The runner advertises whatever address the stack
+//! NAME defaults to `embassy-<address>`). `TALLY_CLUSTER_KEY` in the environment (32–64 hex
+//! digits, as for `tally node`; empty: none) is its cluster key: every frame is then
+//! authenticated (the boards take the same variable at build time). It decodes zstd frames
+//! (the `zstd` feature, on std's allocator). The runner advertises whatever address the stack
 //! has. With `--offline` the stack starts without one (the node counts offline, as a board
 //! before its DHCP lease) until a `lease` command gives it one.
 //!
 //! Commands on stdin, one per line: `inc N`, `dec N`, `value`, `addr` (prints `address A` or
 //! `address none`: what the node advertises), `lease A.B.C.D/LEN` (moves the stack to a new
-//! address, as a new DHCP lease would), `quit`. Output on stdout: `ready ID` once the node
+//! address, as a new DHCP lease would), `stats` (prints `stats` and `name=N` pairs: gossip
+//! frames seen arriving and how many of them compressed, Pushes received and merged, and the
+//! rejects by reason), `quit`. Output on stdout: `ready ID` once the node
 //! exists, `value V` after each command, `changed V` whenever a merge or committed local
 //! update changes the value. Logs go to stderr (`RUST_LOG`).
 
@@ -26,8 +31,12 @@ use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::channel::Channel;
 use static_cell::StaticCell;
 use std::io::{BufRead, Write};
-use tally_core::{Config, FixedReplica, Identity, Incarnation, ReplicaConfig};
+use tally_core::{
+    ClusterKey, Config, FixedReplica, Identity, Incarnation, MessageType, ReplicaConfig, WireError,
+};
 use tally_embassy::{Node, NodeConfig, Runner, State};
+
+mod watch;
 
 type TapNode = Node<'static, NoopRawMutex>;
 type TapRunner = Runner<'static, NoopRawMutex>;
@@ -39,6 +48,7 @@ enum Command {
     Value,
     Addr,
     Lease(Ipv4Cidr),
+    Stats,
     Quit,
 }
 
@@ -136,7 +146,7 @@ fn seed() -> u64 {
 }
 
 #[embassy_executor::task]
-async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
+async fn net_task(mut runner: embassy_net::Runner<'static, watch::Watched<TunTapDevice>>) -> ! {
     runner.run().await
 }
 
@@ -152,6 +162,50 @@ async fn watch_task(node: TapNode) -> ! {
         let v = node.wait_changed().await;
         say(&format!("changed {v}"));
     }
+}
+
+/// The cluster key from `TALLY_CLUSTER_KEY` (unset or blank: none). The error names the
+/// variable and the reason, never the key.
+fn cluster_key() -> Result<Option<ClusterKey>, String> {
+    match std::env::var("TALLY_CLUSTER_KEY") {
+        Ok(text) if !text.trim().is_empty() => ClusterKey::from_hex(&text)
+            .map(Some)
+            .map_err(|e| format!("TALLY_CLUSTER_KEY: {e}")),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err("TALLY_CLUSTER_KEY: not UTF-8".into()),
+    }
+}
+
+/// The `stats` line: what arrived (compressed or not) and what the engine made of it.
+fn stats_line(node: &TapNode) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = node.stats();
+    let zstd_rejects: u64 = [
+        WireError::CompressionUnsupported,
+        WireError::ZstdMalformed,
+        WireError::ZstdWindowTooLarge,
+        WireError::ZstdContentTooLarge,
+        WireError::ZstdChecksum,
+    ]
+    .into_iter()
+    .map(|e| s.rejected(e))
+    .sum();
+    let pushes = s
+        .frames_in
+        .get(MessageType::Push.index())
+        .copied()
+        .unwrap_or(0);
+    format!(
+        "stats frames_seen={} compressed_seen={} pushes_in={pushes} merges={} zstd_rejects={zstd_rejects} \
+         frame_too_large={} unauthenticated={} unexpected_auth={} rejects={}",
+        watch::FRAMES.load(Relaxed),
+        watch::COMPRESSED.load(Relaxed),
+        s.merges,
+        s.rejected(WireError::FrameTooLarge),
+        s.rejected(WireError::Unauthenticated),
+        s.rejected(WireError::UnexpectedAuth),
+        s.rejected_total(),
+    )
 }
 
 fn say(line: &str) {
@@ -178,6 +232,7 @@ fn spawn_stdin_reader() {
                         continue;
                     }
                 },
+                (Some("stats"), _) => Command::Stats,
                 (Some("quit"), _) => Command::Quit,
                 _ => {
                     eprintln!("unknown command {line:?}");
@@ -217,6 +272,17 @@ async fn main(spawner: Spawner) {
             std::process::exit(2);
         }
     };
+    let key = match cluster_key() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("tally-tap-node: {e}");
+            std::process::exit(2);
+        }
+    };
+    match key {
+        Some(_) => log::info!("cluster key set: every frame is authenticated"),
+        None => log::info!("no cluster key: frames are unauthenticated"),
+    }
     let mut device = match TunTapDevice::new(&args.tap) {
         Ok(d) => d,
         Err(e) => {
@@ -241,7 +307,7 @@ async fn main(spawner: Spawner) {
     }
     static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
-        device,
+        watch::Watched::new(device, args.port),
         config,
         RESOURCES.init(StackResources::new()),
         seed(),
@@ -264,7 +330,8 @@ async fn main(spawner: Spawner) {
         .map_err(|e| e.to_string())
         .and_then(|id| {
             let every = tally_core::Duration::from_millis(args.sync_interval_ms);
-            let engine = Config::mcu().with_sync_interval(every);
+            let mut engine = Config::mcu().with_sync_interval(every);
+            engine.cluster_key = key;
             FixedReplica::new(
                 id,
                 Incarnation::Fresh,
@@ -310,6 +377,10 @@ async fn main(spawner: Spawner) {
             Command::Lease(address) => {
                 stack.set_config_v4(static_config(address));
                 Ok(())
+            }
+            Command::Stats => {
+                say(&stats_line(&node));
+                continue;
             }
             Command::Quit => {
                 log::info!("quit: {:?} {:?}", node.stats(), node.transport());

@@ -14,6 +14,7 @@ use embassy_rp::peripherals::FLASH;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
+use tally_board::settings::{self, BuildKey};
 use tally_board::{button, node};
 
 /// The gossip port (spec default).
@@ -22,13 +23,17 @@ pub const PORT: u16 = 9000;
 pub const FLASH_SIZE: usize = 2 * 1024 * 1024;
 /// The last 64 KiB of flash hold the node's state (`memory.x` keeps the program out of it).
 pub const STORE_RANGE: core::ops::Range<u32> = (FLASH_SIZE as u32 - 64 * 1024)..FLASH_SIZE as u32;
-/// Heap of the Pico W for decoding zstd frames from hosts. Decoding the largest message an
-/// MCU accepts (8 KiB) peaked at 47 KB in the emulated suite (firmware/qemu, which passes with
-/// this heap on the same allocator).
+/// Heap of the Pico W for decoding zstd frames from hosts. Decoding the largest message it
+/// accepts ([`tally_core::FrameLimits::PICO_W`], 8 KiB) peaked at 48.8 KB in the emulated
+/// suite (firmware/qemu, which checks every board's limits against its heap on the same
+/// allocator).
 pub const PICO_W_HEAP: usize = 60 * 1024;
-/// Heap of the W5500-EVB-Pico, whose RAM budget is smaller: it accepts messages up to 4 KiB
-/// ([`w5500_engine`]), whose decoding peaked at 29 KB.
+/// Heap of the W5500-EVB-Pico, whose RAM budget is smaller: it accepts messages and windows
+/// up to 4 KiB ([`tally_core::FrameLimits::W5500`]), whose decoding peaked at 29.8 KB.
 pub const W5500_HEAP: usize = 36 * 1024;
+// The heaps the emulated suite and the zstd fuzz target check are these ones.
+const _: () = assert!(tally_core::frame::BOARDS[0].zstd_heap == PICO_W_HEAP);
+const _: () = assert!(tally_core::frame::BOARDS[1].zstd_heap == W5500_HEAP);
 
 /// Static peers, `a.b.c.d:port,...` (build-time `TALLY_PEERS`).
 pub const PEERS: &str = match option_env!("TALLY_PEERS") {
@@ -40,6 +45,10 @@ pub const ID: &str = match option_env!("TALLY_ID") {
     Some(p) => p,
     None => "",
 };
+
+/// Cluster key (build-time `TALLY_CLUSTER_KEY`, 32–64 hex digits), parsed when this crate is
+/// compiled: a bad key fails the build. Unset or empty: frames are not authenticated.
+pub const CLUSTER_KEY: Option<BuildKey> = settings::build_key(option_env!("TALLY_CLUSTER_KEY"));
 
 /// The node's memory: replica for 32 entries, 16 peers, 64-byte ids, two accepting sockets.
 pub type Tally = tally_embassy::State<NoopRawMutex>;
@@ -62,33 +71,37 @@ pub fn init_heap(memory: &'static mut [core::mem::MaybeUninit<u8>]) {
     unsafe { HEAP.init(memory.as_mut_ptr() as usize, memory.len()) }
 }
 
-/// Engine settings of the Pico W: the MCU profile (4 KiB frames, 8 KiB messages).
+/// Engine settings of the Pico W: the MCU profile with its frame limits (4 KiB frames, 8 KiB
+/// messages and window).
 pub fn pico_w_engine() -> tally_core::Config {
-    tally_core::Config::mcu()
+    tally_core::Config::mcu().with_frame_limits(tally_core::FrameLimits::PICO_W)
 }
 
-/// Engine settings of the W5500-EVB-Pico: the MCU profile with messages of at most 4 KiB after
-/// decompression (a 32-entry Push of 20-byte ids is about 2.2 KB), so its heap stays small.
+/// Engine settings of the W5500-EVB-Pico: the MCU profile with messages and windows of at
+/// most 4 KiB (a 32-entry Push of 20-byte ids is about 2.2 KB), so its heap stays small.
 pub fn w5500_engine() -> tally_core::Config {
-    let mut c = tally_core::Config::mcu();
-    c.frame_limits.max_decompressed = 4 * 1024;
-    c
+    tally_core::Config::mcu().with_frame_limits(tally_core::FrameLimits::W5500)
 }
 
-/// The node name: `TALLY_ID`, else `rp2040-` and the 8-byte unique id of the flash chip. The
-/// node counts under `name#incarnation`, the incarnation kept in flash.
-pub fn node_name(flash: &mut BoardFlash) -> heapless::String<64> {
+/// The 8-byte unique id of the flash chip (zeros, with a warning, when it cannot be read).
+pub fn unique_id(flash: &mut BoardFlash) -> [u8; 8] {
+    let mut uid = [0u8; 8];
+    if flash.blocking_unique_id(&mut uid).is_err() {
+        warn!("cannot read the flash unique id");
+    }
+    uid
+}
+
+/// The node name: `TALLY_ID`, else `rp2040-` and the flash chip's unique id ([`unique_id`]).
+/// The node counts under `name#incarnation`, the incarnation kept in flash.
+pub fn node_name(uid: &[u8; 8]) -> heapless::String<64> {
     let mut name = heapless::String::new();
     if !ID.is_empty() {
         let _ = name.push_str(ID);
         return name;
     }
-    let mut uid = [0u8; 8];
-    if flash.blocking_unique_id(&mut uid).is_err() {
-        warn!("cannot read the flash unique id");
-    }
     let _ = name.push_str("rp2040-");
-    for b in uid {
+    for &b in uid {
         let _ = write!(name, "{:02x}", b);
     }
     name
@@ -141,7 +154,7 @@ pub fn start_node(
     static STATE: StaticCell<Tally> = StaticCell::new();
     let settings = node::Settings {
         name,
-        engine,
+        engine: settings::keyed(engine, CLUSTER_KEY)?,
         port: PORT,
         peers: PEERS,
     };

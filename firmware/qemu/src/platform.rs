@@ -50,69 +50,157 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     exit(false)
 }
 
-/// Bytes reserved for the heap that ruzstd decodes into: on RV32, the 60 KiB the boards
-/// reserve (decoding the largest accepted message peaked at 47-54 KB here); the Cortex-M3's
-/// 64 KiB RAM only fits 40 KiB next to the suite's stack, enough for the 1.5 KB message.
+/// The heaps ruzstd decodes into, one arena each. Where the RAM has room (`cfg(board_heaps)`:
+/// RV32 `virt`, `mps2-an385`), one arena per board of exactly the zstd heap its firmware
+/// leaves (`tally_core::frame::BOARDS`, same order), on the boards' allocator (`LlffHeap`), so
+/// a decode that would not fit a board's heap fails here as it would there. Elsewhere (the
+/// Cortex-M3's 64 KiB RAM) one arena of 40 KiB next to the suite's stack.
+#[cfg(all(feature = "zstd", board_heaps))]
+pub const ARENAS: [usize; tally_core::frame::BOARDS.len()] = {
+    let b = tally_core::frame::BOARDS;
+    let mut sizes = [0; tally_core::frame::BOARDS.len()];
+    let mut i = 0;
+    while i < sizes.len() {
+        sizes[i] = b[i].zstd_heap;
+        i += 1;
+    }
+    sizes
+};
+#[cfg(all(feature = "zstd", not(board_heaps)))]
+pub const ARENAS: [usize; 1] = [40 * 1024];
+
 #[cfg(feature = "zstd")]
-pub const HEAP_BYTES: usize = if cfg!(target_arch = "riscv32") {
-    60 * 1024
-} else {
-    40 * 1024
+const ARENA_BYTES: usize = {
+    let mut sum = 0;
+    let mut i = 0;
+    while i < ARENAS.len() {
+        sum += ARENAS[i];
+        i += 1;
+    }
+    sum
 };
 
-/// The heap, wrapped to record its high-water mark (what a board's heap must hold).
 #[cfg(feature = "zstd")]
-struct PeakHeap {
-    heap: embedded_alloc::LlffHeap,
-    peak: core::sync::atomic::AtomicUsize,
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// The arenas, the one that allocations go to now, and each one's high-water mark.
+#[cfg(feature = "zstd")]
+struct Arenas {
+    heaps: [embedded_alloc::LlffHeap; ARENAS.len()],
+    start: AtomicUsize,
+    current: AtomicUsize,
+    peak: [AtomicUsize; ARENAS.len()],
 }
 
 #[cfg(feature = "zstd")]
-// SAFETY: forwards to LlffHeap, which upholds GlobalAlloc's contract; only reads `used()` after.
-unsafe impl core::alloc::GlobalAlloc for PeakHeap {
+impl Arenas {
+    /// The arena that holds `ptr`.
+    fn owner(&self, ptr: *mut u8) -> usize {
+        let mut low = self.start.load(Relaxed);
+        let addr = ptr as usize;
+        for (i, size) in ARENAS.iter().enumerate() {
+            if addr >= low && addr < low + size {
+                return i;
+            }
+            low += size;
+        }
+        0
+    }
+}
+
+#[cfg(feature = "zstd")]
+// SAFETY: forwards to LlffHeap, which upholds GlobalAlloc's contract; a block is freed in the
+// arena whose address range holds it, the one that allocated it.
+unsafe impl core::alloc::GlobalAlloc for Arenas {
     unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        let i = self.current.load(Relaxed);
+        let Some(heap) = self.heaps.get(i) else {
+            return core::ptr::null_mut();
+        };
         // SAFETY: same contract as the caller's.
-        let p = unsafe { self.heap.alloc(layout) };
-        let used = self.heap.used();
-        if used > self.peak.load(core::sync::atomic::Ordering::Relaxed) {
-            self.peak.store(used, core::sync::atomic::Ordering::Relaxed);
+        let p = unsafe { heap.alloc(layout) };
+        if p.is_null() {
+            crate::println!(
+                "  heap exhausted: {} B asked with {} B of {} B in use",
+                layout.size(),
+                heap.used(),
+                ARENAS.get(i).copied().unwrap_or(0)
+            );
+        }
+        // Loads and stores only: thumbv6m has no atomic read-modify-write (one core, no
+        // allocation from interrupts).
+        if let Some(peak) = self.peak.get(i) {
+            if heap.used() > peak.load(Relaxed) {
+                peak.store(heap.used(), Relaxed);
+            }
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { self.heap.dealloc(ptr, layout) }
+        if let Some(heap) = self.heaps.get(self.owner(ptr)) {
+            // SAFETY: same contract as the caller's; `ptr` came from this arena.
+            unsafe { heap.dealloc(ptr, layout) }
+        }
     }
 }
 
 #[cfg(feature = "zstd")]
 #[global_allocator]
-static HEAP: PeakHeap = PeakHeap {
-    heap: embedded_alloc::LlffHeap::empty(),
-    peak: core::sync::atomic::AtomicUsize::new(0),
+static HEAP: Arenas = Arenas {
+    heaps: [const { embedded_alloc::LlffHeap::empty() }; ARENAS.len()],
+    start: AtomicUsize::new(0),
+    current: AtomicUsize::new(0),
+    peak: [const { AtomicUsize::new(0) }; ARENAS.len()],
 };
 
-/// Hands the heap its memory; call once, first thing.
+/// Hands the arenas their memory; call once, first thing. Allocations go to arena 0.
 pub fn init_heap() {
     #[cfg(feature = "zstd")]
     {
         use core::mem::MaybeUninit;
-        static mut MEMORY: [MaybeUninit<u8>; HEAP_BYTES] = [MaybeUninit::uninit(); HEAP_BYTES];
-        // SAFETY: called once before any allocation; MEMORY is used by nothing else.
-        unsafe {
-            HEAP.heap
-                .init(core::ptr::addr_of_mut!(MEMORY) as usize, HEAP_BYTES)
+        static mut MEMORY: [MaybeUninit<u8>; ARENA_BYTES] = [MaybeUninit::uninit(); ARENA_BYTES];
+        let start = core::ptr::addr_of_mut!(MEMORY) as usize;
+        HEAP.start.store(start, Relaxed);
+        let mut at = start;
+        for (heap, size) in HEAP.heaps.iter().zip(ARENAS) {
+            // SAFETY: called once before any allocation; each arena is its own part of MEMORY,
+            // which nothing else uses.
+            unsafe { heap.init(at, size) }
+            at += size;
         }
     }
 }
 
-/// Heap bytes in use now, and the most ever in use.
+/// Heap bytes in use now in the current arena, and the most ever in use there.
 #[cfg(feature = "zstd")]
 pub fn heap_usage() -> (usize, usize) {
+    let i = HEAP.current.load(Relaxed);
     (
-        HEAP.heap.used(),
-        HEAP.peak.load(core::sync::atomic::Ordering::Relaxed),
+        HEAP.heaps.get(i).map_or(0, |h| h.used()),
+        HEAP.peak.get(i).map_or(0, |p| p.load(Relaxed)),
     )
+}
+
+/// Heap bytes in use now in arena `arena`.
+#[cfg(all(feature = "zstd", board_heaps))]
+pub fn arena_in_use(arena: usize) -> usize {
+    HEAP.heaps.get(arena).map_or(0, |h| h.used())
+}
+
+/// Runs `f` with its allocations in arena `arena` (its size: `ARENAS[arena]`); returns what
+/// `f` returned and the most heap it had in use there at once (its high-water mark).
+#[cfg(feature = "zstd")]
+pub fn in_arena<R>(arena: usize, f: impl FnOnce() -> R) -> (R, usize) {
+    let before = HEAP.current.load(Relaxed);
+    HEAP.current.store(arena, Relaxed);
+    let in_use = HEAP.heaps.get(arena).map_or(0, |h| h.used());
+    if let Some(p) = HEAP.peak.get(arena) {
+        p.store(in_use, Relaxed);
+    }
+    let r = f();
+    let peak = HEAP.peak.get(arena).map_or(0, |p| p.load(Relaxed));
+    HEAP.current.store(before, Relaxed);
+    (r, peak.saturating_sub(in_use))
 }
 
 /// Stack painting (Cortex-M): fills the free RAM between the statics and the stack with a

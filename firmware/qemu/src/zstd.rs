@@ -1,6 +1,7 @@
 //! A frame compressed by a host node (C zstd, level 3, 8 KiB window, checksum; see
-//! `fixtures/README.md`) decoded by `ruzstd` on the MCU within the MCU limits — or, in a build
-//! without zstd, rejected cleanly.
+//! `fixtures/README.md`) decoded by `ruzstd` on the MCU within the MCU limits, and the largest
+//! host messages within each board's limits and heap — or, in a build without zstd, rejected
+//! cleanly.
 
 use crate::ensure;
 use crate::suite::{hex, Outcome};
@@ -65,37 +66,108 @@ pub fn host_frame_decodes_and_merges() -> Outcome {
 }
 
 /// The largest message an MCU accepts (8 KiB), compressed by a host: the heap's worst case.
-/// Run where the heap is the boards' 60 KiB (RV32).
-#[cfg(all(feature = "zstd", target_arch = "riscv32"))]
+#[cfg(all(feature = "zstd", board_heaps))]
 const MAX8K: &str = include_str!("../fixtures/max8k.zst-frame.hex");
 
-#[cfg(all(feature = "zstd", target_arch = "riscv32"))]
-pub fn largest_accepted_message_fits_the_heap() -> Outcome {
-    decode_within_heap(MAX8K, 8192)
-}
-
-/// A 4 KiB message (the W5500 board's limit, see `firmware/pico-w`), compressed by a host.
+/// A 4 KiB message (the W5500 board's limit), compressed by a host.
 #[cfg(feature = "zstd")]
 const MAX4K: &str = include_str!("../fixtures/max4k.zst-frame.hex");
 
+/// The 4 KiB message under the W5500-EVB-Pico's limits in the suite's heap (on the Cortex-M3's
+/// 64 KiB RAM the only heap check; where every board has its arena, see below).
 #[cfg(feature = "zstd")]
 pub fn four_kib_message_fits_a_small_heap() -> Outcome {
-    decode_within_heap(MAX4K, 4096)
+    let mut frame = [0u8; 4096];
+    let n = hex(MAX4K, &mut frame)?;
+    let (before, _) = crate::platform::heap_usage();
+    let (len, peak) = crate::platform::in_arena(0, || {
+        frame::decode(frame.get(..n).unwrap_or_default(), &FrameLimits::W5500)
+            .map(|body| body.bytes().len())
+    });
+    let len = len.map_err(|_| "ruzstd rejected the 4 KiB frame")?;
+    ensure!(len == 4096, "decoded length");
+    ensure!(
+        crate::platform::heap_usage().0 == before,
+        "heap not released"
+    );
+    crate::println!("  {} B frame -> {} B message; heap peak {} B", n, len, peak);
+    let w5500 = tally_core::frame::BOARDS
+        .iter()
+        .find(|b| b.limits == FrameLimits::W5500)
+        .map_or(0, |b| b.zstd_heap);
+    ensure!(
+        peak <= w5500 - w5500 / 8,
+        "leaves less than 1/8 of the W5500-EVB-Pico's heap"
+    );
+    Ok(())
 }
 
-#[cfg(feature = "zstd")]
-fn decode_within_heap(text: &str, want: usize) -> Outcome {
-    let mut frame = [0u8; 4096];
-    let n = hex(text, &mut frame)?;
-    let (before, _) = crate::platform::heap_usage();
-    let len = frame::decode(frame.get(..n).unwrap_or_default(), &FrameLimits::MCU)
-        .map_err(|_| "ruzstd rejected the 8 KiB frame")?
-        .bytes()
-        .len();
-    ensure!(len == want, "decoded length");
-    let (after, peak) = crate::platform::heap_usage();
-    ensure!(after == before, "heap not released");
-    crate::println!("  {} B frame -> {} B message; heap peak {} B", n, len, peak);
+/// The part of a board's heap that decoding must leave free: one eighth.
+#[cfg(all(feature = "zstd", board_heaps))]
+const MARGIN_DIV: usize = 8;
+
+/// Every board (`tally_core::frame::BOARDS`) decodes the largest host message it accepts under
+/// its own limits in an arena of exactly its zstd heap (an allocation failure fails the suite),
+/// peaking at most seven eighths of that heap, and refuses the larger one before allocating.
+#[cfg(all(feature = "zstd", board_heaps))]
+pub fn every_board_decodes_within_its_heap() -> Outcome {
+    use tally_core::frame::BOARDS;
+    let mut failed = false;
+    for (arena, board) in BOARDS.iter().enumerate() {
+        ensure!(
+            crate::platform::ARENAS.get(arena) == Some(&board.zstd_heap),
+            "arena size"
+        );
+        let limits = board.limits;
+        let heap = board.zstd_heap;
+        for (text, want) in [(MAX4K, 4096), (MAX8K, 8192)] {
+            let mut frame = [0u8; 4096];
+            let n = hex(text, &mut frame)?;
+            let frame = frame.get(..n).unwrap_or_default();
+            let (got, peak) = crate::platform::in_arena(arena, || {
+                frame::decode(frame, &limits).map(|body| body.bytes().len())
+            });
+            ensure!(
+                crate::platform::arena_in_use(arena) == 0,
+                "heap not released"
+            );
+            if want > limits.max_decompressed {
+                ensure!(
+                    matches!(
+                        got,
+                        Err(WireError::ZstdWindowTooLarge | WireError::ZstdContentTooLarge)
+                    ),
+                    "a message over the board's limit was not refused"
+                );
+                ensure!(peak == 0, "allocated for a refused frame");
+                crate::println!(
+                    "  {}: {} B message refused ({}), heap peak {} B",
+                    board.name,
+                    want,
+                    got.err().map_or("-", |e| e.name()),
+                    peak
+                );
+                continue;
+            }
+            ensure!(got == Ok(want), "decoded length");
+            let ok = peak <= heap - heap / MARGIN_DIV;
+            failed |= !ok;
+            crate::println!(
+                "  {}: {} B frame -> {} B message; heap peak {} B of {} B ({}%){}",
+                board.name,
+                n,
+                want,
+                peak,
+                heap,
+                peak * 100 / heap,
+                if ok { "" } else { "  OVER 7/8 OF THE HEAP" }
+            );
+        }
+    }
+    ensure!(
+        !failed,
+        "a board's decoding leaves less than 1/8 of its heap"
+    );
     Ok(())
 }
 

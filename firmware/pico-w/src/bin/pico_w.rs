@@ -71,7 +71,7 @@ async fn main(spawner: Spawner) {
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH1, Irqs);
-    let name = app::node_name(&mut flash);
+    let name = app::node_name(&app::unique_id(&mut flash));
     info!("tally pico-w {}", name.as_str());
 
     let pwr = Output::new(p.PIN_23, Level::Low);
@@ -117,7 +117,8 @@ async fn main(spawner: Spawner) {
         Input::new(p.PIN_14, Pull::Up),
         Input::new(p.PIN_15, Pull::Up),
     );
-    let node = app::start_node(spawner, stack, flash, &name, app::pico_w_engine(), buttons);
+    let engine = app::pico_w_engine();
+    let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
 
     loop {
         let options = if PASSWORD.is_empty() {

@@ -60,13 +60,11 @@ async fn main(spawner: Spawner) {
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH2, Irqs);
-    let name = app::node_name(&mut flash);
+    let uid = app::unique_id(&mut flash);
+    let name = app::node_name(&uid);
     info!("tally w5500-evb-pico {}", name.as_str());
-    // A locally administered MAC from the node name's last bytes.
-    let mut mac = [0x02, 0x74, 0x61, 0, 0, 0];
-    for (m, b) in mac.iter_mut().skip(3).zip(name.as_bytes().iter().rev()) {
-        *m = *b;
-    }
+    // A locally administered unicast MAC from a hash of the flash chip's unique id.
+    let mac = tally_board::settings::mac_from_uid(&uid);
 
     let mut spi_config = SpiConfig::default();
     spi_config.frequency = 50_000_000;
@@ -119,7 +117,8 @@ async fn main(spawner: Spawner) {
         Input::new(p.PIN_14, Pull::Up),
         Input::new(p.PIN_15, Pull::Up),
     );
-    let node = app::start_node(spawner, stack, flash, &name, app::w5500_engine(), buttons);
+    let engine = app::w5500_engine();
+    let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
     let Some(node) = node else {
         loop {
             Timer::after_secs(3600).await;
