@@ -9,6 +9,7 @@
 //! - [`node`]: the node started from all that, before the network is up;
 //! - [`button`]: a debounced press on any `embedded-hal-async` input, and the counting loop;
 //! - [`show`]: the LED blink on every change;
+//! - [`supervise`]: the main loop — link kept up, LED commands bounded, watchdog fed;
 //! - [`settings`]: the build-time peer list and cluster key, and the W5500's MAC.
 #![no_std]
 
@@ -20,3 +21,4 @@ pub mod node;
 pub mod persist;
 pub mod settings;
 pub mod show;
+pub mod supervise;

@@ -1,8 +1,7 @@
-//! The LED: one blink on every change of the value (a committed press or a merge).
+//! The LED: one blink on every change of the value (a committed press or a merge), driven by
+//! the main loop ([`crate::supervise`]).
 
-use embassy_sync::blocking_mutex::raw::RawMutex;
-use embassy_time::{Duration, Timer};
-use tally_embassy::Node;
+use embassy_time::Duration;
 
 /// How long the LED stays on for one change.
 pub const BLINK: Duration = Duration::from_millis(80);
@@ -12,18 +11,4 @@ pub const BLINK: Duration = Duration::from_millis(80);
 pub trait Led {
     /// Turns it on or off.
     async fn set(&mut self, on: bool);
-}
-
-/// Blinks `led` on every change of `node`'s value, forever.
-pub async fn blink_on_change<M: RawMutex, const N: usize, const P: usize, const L: usize>(
-    node: Node<'_, M, N, P, L>,
-    led: &mut impl Led,
-) -> ! {
-    loop {
-        let v = node.wait_changed().await;
-        info!("value {}", v as i64);
-        led.set(true).await;
-        Timer::after(BLINK).await;
-        led.set(false).await;
-    }
 }

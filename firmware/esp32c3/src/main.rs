@@ -14,7 +14,7 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_time::Timer;
 use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
 use esp_hal::rng::Rng;
-use esp_hal::timer::timg::TimerGroup;
+use esp_hal::timer::timg::{MwdtStage, TimerGroup, Wdt};
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
     AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController,
@@ -22,7 +22,7 @@ use esp_radio::wifi::{
 use esp_storage::FlashStorage;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
-use tally_board::{button, node, settings, show};
+use tally_board::{button, node, settings, show, supervise};
 use {esp_backtrace as _, esp_println as _};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -97,13 +97,45 @@ async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPer
     store.run(persister).await
 }
 
-/// The LED on GPIO8, active low.
-struct LowLed(Output<'static>);
+/// The LED on GPIO8 (active low), and the station's link (kept up by `wifi_task`).
+struct Board {
+    led: Output<'static>,
+    stack: embassy_net::Stack<'static>,
+}
 
-impl show::Led for LowLed {
+impl show::Led for Board {
     async fn set(&mut self, on: bool) {
-        self.0.set_level(if on { Level::Low } else { Level::High });
+        self.led
+            .set_level(if on { Level::Low } else { Level::High });
     }
+}
+
+impl supervise::Link for Board {
+    async fn connect(&mut self) -> bool {
+        self.stack.wait_link_up().await;
+        true
+    }
+
+    async fn wait_down(&mut self) {
+        self.stack.wait_link_down().await;
+    }
+}
+
+/// Timer group 0's watchdog (esp-hal's init leaves every watchdog off): it resets the whole
+/// chip unless the main loop feeds it within `WATCHDOG_TIMEOUT`.
+struct BoardWatchdog(Wdt<esp_hal::peripherals::TIMG0<'static>>);
+
+impl supervise::Watchdog for BoardWatchdog {
+    fn feed(&mut self) {
+        self.0.feed();
+    }
+}
+
+/// After a panic is printed (`esp-backtrace`), reset instead of halting; the board resumes
+/// from its store.
+#[no_mangle]
+fn custom_halt() -> ! {
+    esp_hal::system::software_reset()
 }
 
 #[esp_rtos::main]
@@ -114,6 +146,14 @@ async fn main(spawner: Spawner) {
     esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: 64 * 1024);
     esp_alloc::heap_allocator!(size: 56 * 1024);
     let timg0 = TimerGroup::new(peripherals.TIMG0);
+    let mut wdt = timg0.wdt;
+    let timeout = supervise::WATCHDOG_TIMEOUT.as_millis();
+    wdt.set_timeout(
+        MwdtStage::Stage0,
+        esp_hal::time::Duration::from_millis(timeout),
+    );
+    wdt.enable();
+    let mut watchdog = BoardWatchdog(wdt);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
     let rng = Rng::new();
@@ -172,11 +212,13 @@ async fn main(spawner: Spawner) {
 
     // The node, from flash, counting from here on; it gossips once DHCP gives an address.
     let flash: BoardFlash = BlockingAsync::new(FlashStorage::new(peripherals.FLASH));
-    let Some(node) = start_node(&spawner, stack, flash, &name, rng) else {
+    let Some(mut node) = start_node(&spawner, stack, flash, &name, rng) else {
         halt("tally node", "not started").await
     };
     spawn(&spawner, buttons_task(node, inc, dec));
-    show::blink_on_change(node, &mut LowLed(led)).await
+    // Blink on changes, watch the link, feed the watchdog.
+    let mut board = Board { led, stack };
+    supervise::run(&mut node, &mut board, &mut watchdog).await
 }
 
 /// Builds the node from the flash store and spawns its runner and persistence task. Not
@@ -219,8 +261,9 @@ fn spawn<S>(
     }
 }
 
+/// Stops here; the watchdog, no longer fed, resets the board, which tries again.
 async fn halt(what: &str, why: impl defmt::Format) -> ! {
-    warn!("{} failed: {}; halted", what, why);
+    warn!("{} failed: {}; resetting", what, why);
     loop {
         Timer::after_secs(3600).await;
     }

@@ -10,7 +10,8 @@ use defmt::warn;
 use embassy_rp::clocks::RoscRng;
 use embassy_rp::flash::{Async, Flash};
 use embassy_rp::gpio::Input;
-use embassy_rp::peripherals::FLASH;
+use embassy_rp::peripherals::{FLASH, WATCHDOG};
+use embassy_rp::Peri;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
@@ -60,6 +61,34 @@ pub type TallyRunner = tally_embassy::Runner<'static, NoopRawMutex>;
 pub type TallyPersister = tally_embassy::Persister<'static, NoopRawMutex>;
 /// The on-chip flash, async (DMA).
 pub type BoardFlash = Flash<'static, FLASH, Async, FLASH_SIZE>;
+
+/// The RP2040's hardware watchdog, fed by the main loop ([`tally_board::supervise`]). Started
+/// first thing at boot, so a boot that hangs (radio, Ethernet chip, flash) resets too; paused
+/// while a debugger halts the core.
+pub struct BoardWatchdog(embassy_rp::watchdog::Watchdog);
+
+impl BoardWatchdog {
+    /// Starts it with [`WATCHDOG_TIMEOUT`](tally_board::supervise::WATCHDOG_TIMEOUT).
+    pub fn start(peripheral: Peri<'static, WATCHDOG>) -> Self {
+        let mut w = embassy_rp::watchdog::Watchdog::new(peripheral);
+        w.pause_on_debug(true);
+        w.start(tally_board::supervise::WATCHDOG_TIMEOUT);
+        Self(w)
+    }
+}
+
+impl tally_board::supervise::Watchdog for BoardWatchdog {
+    fn feed(&mut self) {
+        self.0.feed(tally_board::supervise::WATCHDOG_TIMEOUT);
+    }
+}
+
+/// A panic ends in a HardFault (`panic-probe` logs it, then executes `udf`); instead of
+/// halting, the chip resets at once and resumes from its store.
+#[cortex_m_rt::exception]
+unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    cortex_m::peripheral::SCB::sys_reset()
+}
 
 #[global_allocator]
 static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();

@@ -43,10 +43,10 @@ static CLM: &[u8] = cyw43_firmware::CYW43_43439A0_CLM;
 static NVRAM: &Aligned<A4, [u8]> =
     &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/nvram.bin")));
 
-type Radio = cyw43::Runner<'static, cyw43::SpiBus<Output<'static>, PioSpi<'static, PIO0, 0>>>;
+type RadioRunner = cyw43::Runner<'static, cyw43::SpiBus<Output<'static>, PioSpi<'static, PIO0, 0>>>;
 
 #[embassy_executor::task]
-async fn radio_task(runner: Radio) -> ! {
+async fn radio_task(runner: RadioRunner) -> ! {
     runner.run().await
 }
 
@@ -55,12 +55,40 @@ async fn net_task(mut runner: embassy_net::Runner<'static, cyw43::NetDriver<'sta
     runner.run().await
 }
 
-/// The on-board LED hangs off the radio chip.
-struct RadioLed(cyw43::Control<'static>);
+/// The radio carries the link and the on-board LED (which hangs off the radio chip).
+struct Radio {
+    control: cyw43::Control<'static>,
+    stack: embassy_net::Stack<'static>,
+}
 
-impl tally_board::show::Led for RadioLed {
+impl tally_board::show::Led for Radio {
     async fn set(&mut self, on: bool) {
-        self.0.gpio_set(0, on).await;
+        self.control.gpio_set(0, on).await;
+    }
+}
+
+impl tally_board::supervise::Link for Radio {
+    /// One join (cyw43 does not rejoin by itself after the access point goes away).
+    async fn connect(&mut self) -> bool {
+        let options = if PASSWORD.is_empty() {
+            JoinOptions::new_open()
+        } else {
+            JoinOptions::new(PASSWORD.as_bytes())
+        };
+        match self.control.join(SSID, options).await {
+            Ok(()) => {
+                info!("joined {}; DHCP follows", SSID);
+                true
+            }
+            Err(e) => {
+                warn!("joining {} failed ({})", SSID, e);
+                false
+            }
+        }
+    }
+
+    async fn wait_down(&mut self) {
+        self.stack.wait_link_down().await;
     }
 }
 
@@ -70,6 +98,7 @@ async fn main(spawner: Spawner) {
         ConstStaticCell::new([MaybeUninit::uninit(); app::PICO_W_HEAP]);
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
+    let mut watchdog = app::BoardWatchdog::start(p.WATCHDOG);
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH1, Irqs);
     let name = app::node_name(&app::unique_id(&mut flash));
     info!("tally pico-w {}", name.as_str());
@@ -120,26 +149,13 @@ async fn main(spawner: Spawner) {
     let engine = app::pico_w_engine();
     let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
 
-    loop {
-        let options = if PASSWORD.is_empty() {
-            JoinOptions::new_open()
-        } else {
-            JoinOptions::new(PASSWORD.as_bytes())
-        };
-        match control.join(SSID, options).await {
-            Ok(()) => break,
-            Err(e) => {
-                warn!("joining {} failed ({}), retrying", SSID, e);
-                Timer::after_secs(2).await;
-            }
-        }
-    }
-    info!("joined {}; waiting for DHCP", SSID);
-
-    let Some(node) = node else {
+    let Some(mut node) = node else {
+        // Not fed: the watchdog resets the board, which tries again.
         loop {
             Timer::after_secs(3600).await;
         }
     };
-    tally_board::show::blink_on_change(node, &mut RadioLed(control)).await
+    // Join (and rejoin whenever the link drops), blink on changes, feed the watchdog.
+    let mut radio = Radio { control, stack };
+    tally_board::supervise::run(&mut node, &mut radio, &mut watchdog).await
 }

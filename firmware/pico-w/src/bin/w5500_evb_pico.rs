@@ -45,11 +45,28 @@ async fn net_task(
 }
 
 /// The green LED on GP25.
-struct PinLed(Output<'static>);
+/// The Ethernet link and the LED on GP25.
+struct Board {
+    led: Output<'static>,
+    stack: embassy_net::Stack<'static>,
+}
 
-impl tally_board::show::Led for PinLed {
+impl tally_board::show::Led for Board {
     async fn set(&mut self, on: bool) {
-        self.0.set_level(if on { Level::High } else { Level::Low });
+        self.led
+            .set_level(if on { Level::High } else { Level::Low });
+    }
+}
+
+impl tally_board::supervise::Link for Board {
+    /// The W5500 keeps the link itself: wait for the cable.
+    async fn connect(&mut self) -> bool {
+        self.stack.wait_link_up().await;
+        true
+    }
+
+    async fn wait_down(&mut self) {
+        self.stack.wait_link_down().await;
     }
 }
 
@@ -59,6 +76,7 @@ async fn main(spawner: Spawner) {
         ConstStaticCell::new([MaybeUninit::uninit(); app::W5500_HEAP]);
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
+    let mut watchdog = app::BoardWatchdog::start(p.WATCHDOG);
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH2, Irqs);
     let uid = app::unique_id(&mut flash);
     let name = app::node_name(&uid);
@@ -87,6 +105,7 @@ async fn main(spawner: Spawner) {
     {
         Ok(x) => x,
         Err(_) => {
+            // Not fed: the watchdog resets the board, which tries again.
             warn!("the W5500 did not answer");
             loop {
                 Timer::after_secs(3600).await;
@@ -119,11 +138,12 @@ async fn main(spawner: Spawner) {
     );
     let engine = app::w5500_engine();
     let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
-    let Some(node) = node else {
+    let Some(mut node) = node else {
         loop {
             Timer::after_secs(3600).await;
         }
     };
-    let mut led = PinLed(Output::new(p.PIN_25, Level::Low));
-    tally_board::show::blink_on_change(node, &mut led).await
+    let led = Output::new(p.PIN_25, Level::Low);
+    let mut board = Board { led, stack };
+    tally_board::supervise::run(&mut node, &mut board, &mut watchdog).await
 }

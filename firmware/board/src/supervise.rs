@@ -1,0 +1,108 @@
+//! The board's main loop: keeps the link up (rejoins after it drops), shows every change on
+//! the LED with each LED command bounded in time, and feeds the hardware watchdog — so a stuck
+//! main loop, radio or panic resets the board, which then resumes from its store.
+//!
+//! Persistence never waits for any of this: the store's task commits presses on its own
+//! (see [`crate::node`]). The chip-specific parts come in through three small traits.
+
+use crate::show::{Led, BLINK};
+use embassy_futures::select::{select3, Either3};
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_time::{with_timeout, Duration, Timer};
+use tally_embassy::Node;
+
+/// The watchdog's timeout: the longest the main loop may go without feeding it (the RP2040's
+/// watchdog goes up to 8.3 s).
+pub const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(8);
+/// How often the main loop feeds the watchdog when nothing else happens.
+pub const FEED_EVERY: Duration = Duration::from_secs(1);
+/// The longest one attempt to bring the link up may take (kept below the watchdog's timeout).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(6);
+/// The pause between two attempts that failed.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The longest one LED command may take (on the Pico W it is a command to the radio chip).
+pub const LED_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A hardware watchdog: it resets the chip unless fed within [`WATCHDOG_TIMEOUT`].
+pub trait Watchdog {
+    /// Restarts its countdown.
+    fn feed(&mut self);
+}
+
+/// How a board gets onto its network.
+#[allow(async_fn_in_trait)]
+pub trait Link {
+    /// One attempt to bring the link up (join the access point, or wait for the cable); says
+    /// whether it is up. Cancelled after [`CONNECT_TIMEOUT`].
+    async fn connect(&mut self) -> bool;
+    /// Returns once the link is down.
+    async fn wait_down(&mut self);
+}
+
+/// Where the loop learns of changes of the value.
+#[allow(async_fn_in_trait)]
+pub trait Changes {
+    /// Waits for the next change; returns the value. Cancel-safe.
+    async fn changed(&mut self) -> i128;
+}
+
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Changes for Node<'_, M, N, P, L> {
+    async fn changed(&mut self) -> i128 {
+        self.wait_changed().await
+    }
+}
+
+/// Runs forever: link up (retrying), then blink on changes until the link drops, then again;
+/// the watchdog is fed at least every [`FEED_EVERY`] plus one bounded step.
+pub async fn run(
+    changes: &mut impl Changes,
+    board: &mut (impl Link + Led),
+    watchdog: &mut impl Watchdog,
+) -> ! {
+    let mut up = false;
+    loop {
+        watchdog.feed();
+        if !up {
+            up = matches!(
+                with_timeout(CONNECT_TIMEOUT, board.connect()).await,
+                Ok(true)
+            );
+            if up {
+                info!("link up");
+            } else {
+                warn!("link not up; trying again");
+                Timer::after(RETRY_AFTER).await;
+            }
+            continue;
+        }
+        match select3(
+            changes.changed(),
+            board.wait_down(),
+            Timer::after(FEED_EVERY),
+        )
+        .await
+        {
+            Either3::First(v) => {
+                info!("value {}", v as i64);
+                blink(board).await;
+            }
+            Either3::Second(()) => {
+                warn!("link down; reconnecting");
+                up = false;
+            }
+            Either3::Third(()) => {}
+        }
+    }
+}
+
+/// One blink, each command bounded by [`LED_TIMEOUT`] (a command that does not finish is
+/// dropped: the LED may stay as it was, the loop goes on).
+async fn blink(led: &mut impl Led) {
+    if with_timeout(LED_TIMEOUT, led.set(true)).await.is_err() {
+        warn!("LED command timed out");
+    }
+    Timer::after(BLINK).await;
+    if with_timeout(LED_TIMEOUT, led.set(false)).await.is_err() {
+        warn!("LED command timed out");
+    }
+}
