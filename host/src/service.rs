@@ -88,6 +88,7 @@ impl NodeService {
                 u64::try_from(opts.snapshot_every.as_millis()).unwrap_or(u64::MAX),
             ),
             after_changes: 0,
+            merges_only: false,
         };
         // The log first: a data directory that cannot be used is an error before anything runs.
         let telemetry = crate::telemetry::Telemetry::new();

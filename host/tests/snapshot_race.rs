@@ -72,6 +72,7 @@ fn the_persist_stream_never_loses_an_acknowledged_write() {
             SnapshotPolicy {
                 interval: Duration::from_secs(3600),
                 after_changes: 0,
+                merges_only: false,
             },
         );
         let mut replica =

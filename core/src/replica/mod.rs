@@ -101,6 +101,8 @@ pub struct Replica<const L: usize, S, P> {
     /// Sequence number of a fresh identity not yet reported persisted.
     identity_pending: Option<u64>,
     snapshot_version: u32,
+    /// A snapshot failed to persist: the next one is due whatever changed.
+    snapshot_failed: bool,
     next_snapshot: Instant,
     events: event::Events<L>,
     transport: TransportStats,
@@ -166,6 +168,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             queue,
             identity_pending,
             snapshot_version: 0,
+            snapshot_failed: false,
             next_snapshot: now + config.snapshots.interval,
             events: event::Events::default(),
             transport: TransportStats::default(),
@@ -395,7 +398,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
     /// same totals may still carry it).
     pub fn persist_failed(&mut self, _seq: u64, kind: PersistKind) {
         match kind {
-            PersistKind::Snapshot => self.snapshot_version = self.snapshot_version.wrapping_sub(1),
+            PersistKind::Snapshot => self.snapshot_failed = true,
             PersistKind::Identity => {
                 let _ = self.queue.push(Request::Identity);
             }
@@ -546,15 +549,21 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         if !self.durable {
             return;
         }
-        let changes = self
-            .engine
-            .counter()
-            .version()
-            .wrapping_sub(self.snapshot_version);
+        let counter = self.engine.counter();
+        let changes = if self.policy.merges_only {
+            let own = self.identity.entry_id();
+            let merged = counter.changed_since(self.snapshot_version);
+            u32::try_from(merged.filter(|e| e.id != *own).count()).unwrap_or(u32::MAX)
+        } else {
+            counter.version().wrapping_sub(self.snapshot_version)
+        };
         let by_count = self.policy.after_changes != 0 && changes >= self.policy.after_changes;
         let by_time = now >= self.next_snapshot;
-        if changes != 0 && (by_time || by_count) {
-            let _ = self.request_snapshot();
+        if (changes != 0 || self.snapshot_failed)
+            && (by_time || by_count)
+            && self.request_snapshot().is_ok()
+        {
+            self.snapshot_failed = false;
         }
         if by_time || by_count {
             self.next_snapshot = now + self.policy.interval;

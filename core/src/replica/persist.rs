@@ -58,7 +58,8 @@ pub enum PersistKind {
 }
 
 /// When merged state is snapshotted: once `interval` has passed since the last snapshot and
-/// the state changed, or as soon as `after_changes` changes (local or merged) accumulated.
+/// the state changed, or as soon as `after_changes` changes accumulated. What counts as a
+/// change: any raised entry, or with `merges_only` only entries of other nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SnapshotPolicy {
@@ -66,6 +67,11 @@ pub struct SnapshotPolicy {
     pub interval: Duration,
     /// Changes that make a snapshot due at once (0: never by count).
     pub after_changes: u32,
+    /// Count only what merges changed (other nodes' entries), not the own entry. For a store
+    /// that keeps the latest record of each kind, where the Local record already holds the
+    /// own totals (the boards' flash): a snapshot after a press would only wear the flash.
+    /// Hosts keep `false`: their log is compacted by snapshots.
+    pub merges_only: bool,
 }
 
 impl SnapshotPolicy {
@@ -73,6 +79,7 @@ impl SnapshotPolicy {
     pub const HOST: SnapshotPolicy = SnapshotPolicy {
         interval: Duration::from_secs(5),
         after_changes: 0,
+        merges_only: false,
     };
 }
 

@@ -22,6 +22,7 @@ fn policy(ms: u64) -> SnapshotPolicy {
     SnapshotPolicy {
         interval: Duration::from_millis(ms),
         after_changes: 0,
+        merges_only: false,
     }
 }
 
@@ -58,6 +59,18 @@ impl Log {
                 None => return got,
             }
         }
+    }
+
+    /// Takes every record and reports each failed (a store that cannot write): nothing kept.
+    fn drain_failing(&mut self, r: &mut R) -> std::vec::Vec<Persisting> {
+        let mut got = std::vec::Vec::new();
+        let mut buf = std::vec::Vec::new();
+        while let Some(p) = r.poll_persist(&mut buf).unwrap() {
+            buf.clear();
+            r.persist_failed(p.seq, p.kind);
+            got.push(p);
+        }
+        got
     }
 
     /// Recovery: the max over what is left, per entry id.
@@ -221,6 +234,7 @@ fn snapshot_by_change_count() {
         SnapshotPolicy {
             interval: Duration::from_secs(3600),
             after_changes: 3,
+            merges_only: false,
         },
     );
     let mut r = R::new(id, Incarnation::Resumed, cfg, Instant::ZERO).unwrap();
@@ -237,6 +251,78 @@ fn snapshot_by_change_count() {
         got.iter().map(|p| p.kind).collect::<std::vec::Vec<_>>(),
         [PersistKind::Snapshot]
     );
+}
+
+/// With `merges_only` (the boards' flash), presses alone never make a snapshot — the Local
+/// record already holds them — while a merged change does, once the interval has passed; a
+/// failed snapshot is asked for again whatever changed since.
+#[test]
+fn merges_only_snapshots_what_merges_changed() {
+    let id = Identity::new("door", 1).unwrap();
+    let policy = SnapshotPolicy {
+        interval: Duration::from_secs(10),
+        after_changes: 0,
+        merges_only: true,
+    };
+    let cfg = ReplicaConfig::durable(Config::mcu(), policy);
+    let mut r = R::new(id, Incarnation::Resumed, cfg, Instant::ZERO).unwrap();
+    let mut log = Log::default();
+    let mut rng = Seq(4);
+    let kinds =
+        |got: std::vec::Vec<Persisting>| got.iter().map(|p| p.kind).collect::<std::vec::Vec<_>>();
+    let mut t = Instant::ZERO;
+    for _ in 0..5 {
+        let p = r.prepare(LocalOp::Increment(1)).unwrap();
+        assert_eq!(kinds(log.drain(&mut r)), [PersistKind::Local]);
+        r.commit(p).unwrap();
+        t += Duration::from_secs(11);
+        r.handle_timeout(t, &mut rng);
+        assert!(!r.wants_persist(), "a press alone makes no snapshot");
+    }
+    // Another node's entry arrives (gossip from a peer that holds it).
+    let mut peer = R::new(
+        Identity::new("gate", 2).unwrap(),
+        Incarnation::Resumed,
+        ReplicaConfig::volatile(Config::mcu()),
+        Instant::ZERO,
+    )
+    .unwrap();
+    peer.set_address(Some("10.0.0.2:9000")).unwrap();
+    r.set_address(Some("10.0.0.1:9000")).unwrap();
+    peer.add_peer("10.0.0.1:9000", crate::PeerSource::Static, t)
+        .unwrap();
+    let p = peer.prepare(LocalOp::Increment(4)).unwrap();
+    peer.commit(p).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut delivered = false;
+    for _ in 0..50 {
+        t += Duration::from_millis(200);
+        peer.handle_timeout(t, &mut rng);
+        while let Some(tx) = peer.poll_transmit(t, &mut buf) {
+            let _ = r.ingest(t, Ingress::Payload(&buf[..tx.len]));
+            delivered = true;
+        }
+        if r.value() == 9 {
+            break;
+        }
+    }
+    assert!(delivered && r.value() == 9, "merged: {}", r.value());
+    t += Duration::from_secs(11);
+    r.handle_timeout(t, &mut rng);
+    let got = log.drain_failing(&mut r);
+    assert_eq!(
+        kinds(got),
+        [PersistKind::Snapshot],
+        "the merge is snapshotted"
+    );
+    // That snapshot failed: the next interval asks again, though nothing changed since.
+    t += Duration::from_secs(11);
+    r.handle_timeout(t, &mut rng);
+    assert_eq!(kinds(log.drain(&mut r)), [PersistKind::Snapshot]);
+    assert_eq!(log.recover("gate#00000002"), (4, 0));
+    t += Duration::from_secs(11);
+    r.handle_timeout(t, &mut rng);
+    assert!(!r.wants_persist(), "persisted: nothing more");
 }
 
 #[test]

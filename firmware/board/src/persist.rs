@@ -9,7 +9,7 @@
 //! |---:|---|---|
 //! | [`KEY_IDENTITY`] | Identity record: the entry id `name#incarnation` | when an incarnation starts, before its first press counts |
 //! | [`KEY_LOCAL`] | Local record: the own totals | at every press, before it counts |
-//! | [`KEY_STATE`] | Snapshot record: every entry the node knows | by [`SNAPSHOTS`], at most every 10 s while the state changes |
+//! | [`KEY_STATE`] | Snapshot record: every entry the node knows | by [`SNAPSHOTS`], at most every 10 min while merges change it |
 //!
 //! An item is a version byte ([`FORMAT_VERSION`](tally_core::store::FORMAT_VERSION)) and a
 //! record of the core's codec ([`tally_core::store`]); version 1 items (`[1][count][entries]`,
@@ -43,11 +43,19 @@ pub const KEY_LOCAL: u8 = 0;
 pub const KEY_STATE: u8 = 1;
 /// Key of the entry id (Identity record).
 pub const KEY_IDENTITY: u8 = 2;
-/// The boards' snapshot policy: the whole state at most every 10 s while it changes (the own
-/// totals are written at every press; peers can re-send the rest).
+/// Key of the format marker: [`FORMAT_MARK`], written once the range is known to be a Tally
+/// store (first boot of this firmware, or after erasing foreign data).
+pub const KEY_FORMAT: u8 = 3;
+/// The format marker's value.
+pub const FORMAT_MARK: [u8; 4] = *b"TLY\x02";
+/// The boards' snapshot policy: the whole merged state at most every 10 minutes while other
+/// nodes' entries change. Presses do not count (`merges_only`): the Local item, written at
+/// every press, already holds the own totals, and what merges brought peers hold too and send
+/// again. This is what keeps the flash for over ten years (README "Boards", `tests/wear.rs`).
 pub const SNAPSHOTS: SnapshotPolicy = SnapshotPolicy {
-    interval: tally_core::Duration::from_secs(10),
+    interval: tally_core::Duration::from_secs(600),
     after_changes: 0,
+    merges_only: true,
 };
 /// Largest item: a version byte and a snapshot of 32 entries of 64-byte ids.
 pub const MAX_ITEM: usize = 1 + snapshot_len(32, 64);
@@ -132,6 +140,8 @@ pub struct Opened {
     pub entries: usize,
     /// Something stored could not be read or restored (the incarnation is then fresh).
     pub unreadable: bool,
+    /// The range held foreign data (another firmware's) and was erased.
+    pub erased: bool,
 }
 
 /// The node's records in a flash range. Holds two buffers of [`WORK`] bytes.
@@ -167,6 +177,7 @@ impl<F: NorFlash> Store<F> {
             return Err(PersistError::TooLarge);
         }
         let config = ReplicaConfig::durable(engine, snapshots);
+        let erased = self.claim().await?;
         let Self { map, work, item } = self;
         let mut unreadable = false;
         // The identity first, copied out: its buffer is read into again.
@@ -222,8 +233,41 @@ impl<F: NorFlash> Store<F> {
                 incarnation,
                 entries,
                 unreadable,
+                erased,
             },
         ))
+    }
+
+    /// Makes sure the range is a Tally store before anything is read from it: with the format
+    /// marker it is. Without one it is either a store of earlier Tally firmware (Tally items
+    /// that all read back: kept) or something else — empty, another firmware's data, bytes
+    /// the map cannot use — which is erased once. Either way the marker is written, so this
+    /// happens once. Returns whether it erased.
+    async fn claim(&mut self) -> Result<bool, PersistError> {
+        let Self { map, work, .. } = self;
+        if let Ok(Some(mark)) = map.fetch_item::<&[u8]>(work, &KEY_FORMAT).await {
+            if mark == FORMAT_MARK {
+                return Ok(false);
+            }
+        }
+        let mut found = false;
+        let mut damaged = false;
+        for key in [KEY_IDENTITY, KEY_LOCAL, KEY_STATE] {
+            match read(map, work, key).await {
+                Ok(Some(_)) => found = true,
+                Ok(None) => {}
+                Err(()) => damaged = true,
+            }
+        }
+        let erase = !found || damaged;
+        if erase {
+            warn!("store: no Tally data in its range; erasing it once");
+            map.erase_all().await.map_err(|_| PersistError::Storage)?;
+        }
+        map.store_item(work, &KEY_FORMAT, &&FORMAT_MARK[..])
+            .await
+            .map_err(|_| PersistError::Storage)?;
+        Ok(erase)
     }
 
     /// Writes every record `source` has waiting, in order, each as the item of its kind, and

@@ -1,5 +1,6 @@
 //! The store on a simulated NOR flash: identity and records round trip, power cuts at every
-//! point of a write, unreadable items, the version 1 items of earlier firmware.
+//! point of a write (the first boot's claim of the range included), unreadable items, the
+//! version 1 items of earlier firmware, foreign bytes in the range.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -109,14 +110,17 @@ fn a_power_cut_at_any_of_many_points_keeps_every_committed_press() {
         flash.budget = budget;
         let mut s = common::store(flash);
         let mut rng = Lcg(5);
-        let (mut r, _): (Rep, _) = block_on(s.open(
+        let opened: Result<(Rep, _), _> = block_on(s.open(
             "pico-1",
             tally_core::Config::mcu(),
             SNAPSHOTS,
             Instant::ZERO,
             &mut rng,
-        ))
-        .unwrap();
+        ));
+        // A cut while the first boot claims the range (erase, format marker): nothing counted.
+        let Ok((mut r, _)) = opened else {
+            return (s.into_flash(), 0, String::new());
+        };
         let id = r.id().to_string();
         let mut t = Instant::ZERO;
         let mut committed = 0;
@@ -226,4 +230,38 @@ fn a_new_name_counts_under_a_new_entry() {
     assert!(r2.id().as_str().starts_with("gate#"));
     assert_eq!(r2.value(), 3);
     assert_eq!(r2.local(), (0, 0));
+}
+
+/// Bytes another firmware left in the store's range (a filesystem, IDF's NVS, a half-written
+/// page): the store is erased once and used; presses after it count and survive reboots.
+#[test]
+fn a_store_holding_foreign_bytes_is_erased_once_and_used() {
+    let mut rng = Lcg(7);
+    let random: Vec<u8> = (0..PAGE * PAGES)
+        .map(|_| rand_core::RngCore::next_u32(&mut rng) as u8)
+        .collect();
+    let zeros = vec![0u8; PAGE * PAGES];
+    let mut half_written = vec![0xffu8; PAGE * PAGES];
+    for (i, b) in half_written.iter_mut().take(PAGE + 300).enumerate() {
+        *b = (i * 7 + 3) as u8;
+    }
+    for (what, bytes) in [("random", random), ("zeros", zeros), ("half", half_written)] {
+        let flash = Flash::holding(bytes);
+        let (mut r, mut s, opened) = boot(flash, "pico-1", 1, Instant::ZERO);
+        assert!(opened.erased, "{what}: erased");
+        for _ in 0..3 {
+            press(&mut r, &mut s, LocalOp::Increment(1)).unwrap_or_else(|e| {
+                panic!("{what}: a press on a store that held foreign bytes failed: {e}")
+            });
+        }
+        let (mut r2, mut s, opened) = boot(s.into_flash(), "pico-1", 2, Instant::ZERO);
+        assert_eq!(opened.incarnation, Incarnation::Resumed, "{what}");
+        assert_eq!((r2.id(), r2.value()), (r.id(), 3), "{what}");
+        press(&mut r2, &mut s, LocalOp::Decrement(1)).unwrap();
+        r = r2;
+        let (back, _, opened) = boot(s.into_flash(), "pico-1", 3, Instant::ZERO);
+        assert_eq!(opened.incarnation, Incarnation::Resumed, "{what}");
+        assert!(!opened.erased, "{what}: erased only once");
+        assert_eq!((back.id(), back.value()), (r.id(), 2), "{what}");
+    }
 }

@@ -29,6 +29,8 @@ pub type Rep = FixedReplica<8, 4, 32>;
 pub struct Flash {
     pub data: Vec<u8>,
     pub budget: Option<usize>,
+    /// Erases per page so far.
+    pub erases: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -42,9 +44,15 @@ impl NorFlashError for PowerCut {
 
 impl Flash {
     pub fn new() -> Self {
+        Self::holding(vec![0xff; PAGE * PAGES])
+    }
+    /// A flash of `bytes.len()` (whole pages) holding `bytes`.
+    pub fn holding(bytes: Vec<u8>) -> Self {
+        let pages = bytes.len() / PAGE;
         Self {
-            data: vec![0xff; PAGE * PAGES],
+            data: bytes,
             budget: None,
+            erases: vec![0; pages],
         }
     }
     fn spend(&mut self) -> Result<(), PowerCut> {
@@ -79,6 +87,9 @@ impl NorFlash for Flash {
     const WRITE_SIZE: usize = 4;
     const ERASE_SIZE: usize = PAGE;
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), PowerCut> {
+        for page in (from as usize / PAGE)..(to as usize).div_ceil(PAGE) {
+            self.erases[page] += 1;
+        }
         for i in from as usize..to as usize {
             self.spend()?;
             self.data[i] = 0xff;
