@@ -343,6 +343,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             self.config.cluster_key.as_ref(),
         )?;
         let msg = Message::parse(body.bytes(), &self.config.message_limits)?;
+        self.stats.compressed_in += u64::from(body.was_compressed());
         let kind = msg.message_type();
         let mut changed = false;
         // A valid frame: the sender is alive (and readmitted if it was down).

@@ -17,6 +17,8 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Frames sent compressed.
     pub compressed_out: u64,
+    /// Valid frames received compressed (decoded with zstd).
+    pub compressed_in: u64,
     /// Message bytes of Pushes of the full state (before compression).
     pub full_push_bytes: u64,
     /// Message bytes of delta Pushes (before compression).
@@ -51,6 +53,7 @@ impl Default for Stats {
             bytes_in: 0,
             bytes_out: 0,
             compressed_out: 0,
+            compressed_in: 0,
             full_push_bytes: 0,
             delta_push_bytes: 0,
             merges: 0,

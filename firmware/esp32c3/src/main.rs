@@ -1,7 +1,8 @@
 //! Tally on the ESP32-C3: Wi-Fi station (SSID and password from the build), DHCP, gossip on
 //! port 9000, BOOT (GPIO9) increments and GPIO4 decrements (buttons to ground) counting from
 //! boot (before the network is up), an LED on GPIO8 blinks on every change, state in the NVS
-//! partition's flash (0x9000..0xF000), defmt logs through espflash.
+//! partition (located from the partition table; 0x9000..0xF000 in the default one), defmt
+//! logs through espflash.
 #![no_std]
 #![no_main]
 
@@ -50,9 +51,35 @@ const ID: &str = match option_env!("TALLY_ID") {
 /// `option_env!` reads). Unset or empty: frames are not authenticated.
 const CLUSTER_KEY: Option<settings::BuildKey> =
     settings::build_key(option_env!("TALLY_CLUSTER_KEY"));
-/// The node's state lives in the NVS partition of the default partition table (esp-radio
-/// does not use NVS): 6 pages of 4 KiB.
-const STORE_RANGE: core::ops::Range<u32> = 0x9000..0xF000;
+/// The node's state lives in the NVS data partition (esp-radio does not use NVS), located
+/// from the partition table in flash: 0x9000..0xF000 (6 pages of 4 KiB) in the default table.
+/// With no usable NVS partition the node runs without a store (and says so).
+fn store_range(flash: &mut FlashStorage<'_>) -> core::ops::Range<u32> {
+    use esp_bootloader_esp_idf::partitions::{
+        read_partition_table, DataPartitionSubType, PartitionType, PARTITION_TABLE_MAX_LEN,
+    };
+    let mut table = [0u8; PARTITION_TABLE_MAX_LEN];
+    let nvs = read_partition_table(flash, &mut table).map(|t| {
+        t.find_partition(PartitionType::Data(DataPartitionSubType::Nvs))
+            .ok()
+            .flatten()
+            .map(|p| p.offset()..p.offset().saturating_add(p.len()))
+    });
+    match nvs {
+        Ok(Some(range)) => {
+            info!("store: NVS partition {:#x}..{:#x}", range.start, range.end);
+            range
+        }
+        Ok(None) => {
+            warn!("store: the partition table has no NVS partition");
+            0..0
+        }
+        Err(e) => {
+            warn!("store: cannot read the partition table: {}", e);
+            0..0
+        }
+    }
+}
 
 type Tally = tally_embassy::State<NoopRawMutex>;
 type TallyNode = tally_embassy::Node<'static, NoopRawMutex>;
@@ -211,8 +238,10 @@ async fn main(spawner: Spawner) {
     info!("tally esp32c3 {}", name.as_str());
 
     // The node, from flash, counting from here on; it gossips once DHCP gives an address.
-    let flash: BoardFlash = BlockingAsync::new(FlashStorage::new(peripherals.FLASH));
-    let Some(mut node) = start_node(&spawner, stack, flash, &name, rng) else {
+    let mut storage = FlashStorage::new(peripherals.FLASH);
+    let range = store_range(&mut storage);
+    let flash: BoardFlash = BlockingAsync::new(storage);
+    let Some(mut node) = start_node(&spawner, stack, (flash, range), &name, rng) else {
         halt("tally node", "not started").await
     };
     spawn(&spawner, buttons_task(node, inc, dec));
@@ -227,7 +256,7 @@ async fn main(spawner: Spawner) {
 fn start_node(
     spawner: &Spawner,
     stack: embassy_net::Stack<'static>,
-    flash: BoardFlash,
+    (flash, range): (BoardFlash, core::ops::Range<u32>),
     name: &str,
     mut rng: Rng,
 ) -> Option<TallyNode> {
@@ -243,7 +272,7 @@ fn start_node(
         peers: PEERS,
     };
     let cells = (&STORE, &STATE);
-    let started = node::start(stack, cells, flash, STORE_RANGE, &settings, &mut rng)?;
+    let started = node::start(stack, cells, flash, range, &settings, &mut rng)?;
     spawn(spawner, tally_task(started.runner, rng));
     if let Some((persister, store)) = started.persist {
         spawn(spawner, persist_task(store, persister));

@@ -196,10 +196,12 @@ fn stats_line(node: &TapNode) -> String {
         .copied()
         .unwrap_or(0);
     format!(
-        "stats frames_seen={} compressed_seen={} pushes_in={pushes} merges={} zstd_rejects={zstd_rejects} \
-         frame_too_large={} unauthenticated={} unexpected_auth={} rejects={}",
+        "stats frames_seen={} compressed_seen={} compressed_in={} pushes_in={pushes} merges={} \
+         zstd_rejects={zstd_rejects} frame_too_large={} unauthenticated={} unexpected_auth={} \
+         rejects={}",
         watch::FRAMES.load(Relaxed),
         watch::COMPRESSED.load(Relaxed),
+        s.compressed_in,
         s.merges,
         s.rejected(WireError::FrameTooLarge),
         s.rejected(WireError::Unauthenticated),
