@@ -10,6 +10,7 @@
 mod common;
 
 use common::{boot, peer, press, Flash, Net, Rep};
+use tally_board::persist::SNAPSHOTS;
 use tally_core::{Config, Identity, Incarnation, LocalOp, PeerSource, ReplicaConfig};
 
 const BOARD: &str = "10.0.0.1:9000";
@@ -73,8 +74,9 @@ fn a_wiped_board_rejoins_under_a_new_incarnation_and_no_press_is_swallowed() {
     // the merged state came back from flash.
     press(&mut board, &mut store, LocalOp::Increment(1)).unwrap();
     assert!(net.converge(&mut [&mut board, &mut b, &mut c], Some(&mut store), 11, 60));
-    // Let a snapshot of the merged state become due and be written.
-    for _ in 0..120 {
+    // Let a snapshot of the merged state become due (the boards' interval) and be written.
+    let steps = SNAPSHOTS.interval.as_millis() / 100 + 20;
+    for _ in 0..steps {
         net.step(&mut [&mut board, &mut b, &mut c]);
         embassy_futures::block_on(store.save(&mut board)).unwrap();
     }
