@@ -106,3 +106,29 @@ async fn blink(led: &mut impl Led) {
         warn!("LED command timed out");
     }
 }
+
+/// A board whose link is kept by its driver (Ethernet, or a Wi-Fi task that reconnects by
+/// itself): connecting is waiting for the stack's link, and `led` shows changes.
+pub struct StackLink<D: Led> {
+    /// The LED.
+    pub led: D,
+    /// The network stack.
+    pub stack: embassy_net::Stack<'static>,
+}
+
+impl<D: Led> Led for StackLink<D> {
+    async fn set(&mut self, on: bool) {
+        self.led.set(on).await;
+    }
+}
+
+impl<D: Led> Link for StackLink<D> {
+    async fn connect(&mut self) -> bool {
+        self.stack.wait_link_up().await;
+        true
+    }
+
+    async fn wait_down(&mut self) {
+        self.stack.wait_link_down().await;
+    }
+}

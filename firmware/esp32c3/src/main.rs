@@ -124,27 +124,12 @@ async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPer
     store.run(persister).await
 }
 
-/// The LED on GPIO8 (active low), and the station's link (kept up by `wifi_task`).
-struct Board {
-    led: Output<'static>,
-    stack: embassy_net::Stack<'static>,
-}
+/// The LED on GPIO8, active low.
+struct LowLed(Output<'static>);
 
-impl show::Led for Board {
+impl show::Led for LowLed {
     async fn set(&mut self, on: bool) {
-        self.led
-            .set_level(if on { Level::Low } else { Level::High });
-    }
-}
-
-impl supervise::Link for Board {
-    async fn connect(&mut self) -> bool {
-        self.stack.wait_link_up().await;
-        true
-    }
-
-    async fn wait_down(&mut self) {
-        self.stack.wait_link_down().await;
+        self.0.set_level(if on { Level::Low } else { Level::High });
     }
 }
 
@@ -246,7 +231,11 @@ async fn main(spawner: Spawner) {
     };
     spawn(&spawner, buttons_task(node, inc, dec));
     // Blink on changes, watch the link, feed the watchdog.
-    let mut board = Board { led, stack };
+    // `wifi_task` keeps the station connected: the loop watches the stack's link.
+    let mut board = supervise::StackLink {
+        led: LowLed(led),
+        stack,
+    };
     supervise::run(&mut node, &mut board, &mut watchdog).await
 }
 

@@ -45,28 +45,12 @@ async fn net_task(
 }
 
 /// The green LED on GP25.
-/// The Ethernet link and the LED on GP25.
-struct Board {
-    led: Output<'static>,
-    stack: embassy_net::Stack<'static>,
-}
+/// The LED on GP25.
+struct PinLed(Output<'static>);
 
-impl tally_board::show::Led for Board {
+impl tally_board::show::Led for PinLed {
     async fn set(&mut self, on: bool) {
-        self.led
-            .set_level(if on { Level::High } else { Level::Low });
-    }
-}
-
-impl tally_board::supervise::Link for Board {
-    /// The W5500 keeps the link itself: wait for the cable.
-    async fn connect(&mut self) -> bool {
-        self.stack.wait_link_up().await;
-        true
-    }
-
-    async fn wait_down(&mut self) {
-        self.stack.wait_link_down().await;
+        self.0.set_level(if on { Level::High } else { Level::Low });
     }
 }
 
@@ -143,7 +127,8 @@ async fn main(spawner: Spawner) {
             Timer::after_secs(3600).await;
         }
     };
-    let led = Output::new(p.PIN_25, Level::Low);
-    let mut board = Board { led, stack };
+    // The W5500 keeps the link itself: the loop waits for the cable.
+    let led = PinLed(Output::new(p.PIN_25, Level::Low));
+    let mut board = tally_board::supervise::StackLink { led, stack };
     tally_board::supervise::run(&mut node, &mut board, &mut watchdog).await
 }
