@@ -35,15 +35,31 @@ pub async fn press<P: Wait + InputPin>(pin: &mut P) {
 
 /// Counts presses on `inc` (+1) and `dec` (−1) into `node`, forever. On a durable node a
 /// press counts once its record is in flash (the persistence task commits it).
+///
+/// Each button has its own loop: a press on one never restarts the other's, so a button held
+/// down while the other is pressed still counts once.
 pub async fn count<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     node: Node<'_, M, N, P, L>,
     inc: &mut (impl Wait + InputPin),
     dec: &mut (impl Wait + InputPin),
 ) -> ! {
+    match select(counting(node, inc, 1), counting(node, dec, -1)).await {
+        Either::First(never) | Either::Second(never) => never,
+    }
+}
+
+/// One button's loop: every press adds `step` (+1 or −1).
+async fn counting<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+    node: Node<'_, M, N, P, L>,
+    pin: &mut (impl Wait + InputPin),
+    step: i8,
+) -> ! {
     loop {
-        let r = match select(press(inc), press(dec)).await {
-            Either::First(()) => node.increment(1),
-            Either::Second(()) => node.decrement(1),
+        press(pin).await;
+        let r = if step > 0 {
+            node.increment(1)
+        } else {
+            node.decrement(1)
         };
         match r {
             Ok(Write::Committed(v)) => info!("button: value {}", v as i64),

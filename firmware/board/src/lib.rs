@@ -7,6 +7,8 @@
 //!   (`name#incarnation`, a fresh incarnation whenever the store cannot be restored), and the
 //!   persistence task that commits presses once they are in flash;
 //! - [`node`]: the node started from all that, before the network is up;
+//! - [`program`]: the board program every firmware and the TAP node run: node, persistence,
+//!   buttons and main loop, in one task;
 //! - [`button`]: a debounced press on any `embedded-hal-async` input, and the counting loop;
 //! - [`show`]: the LED blink on every change;
 //! - [`supervise`]: the main loop — link kept up, LED commands bounded, watchdog fed;
@@ -19,6 +21,7 @@ mod fmt;
 pub mod button;
 pub mod node;
 pub mod persist;
+pub mod program;
 pub mod settings;
 pub mod show;
 pub mod supervise;

@@ -6,7 +6,7 @@
 //! (see [`crate::node`]). The chip-specific parts come in through three small traits.
 
 use crate::show::{Led, BLINK};
-use embassy_futures::select::{select3, Either3};
+use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration, Timer};
 use tally_embassy::Node;
@@ -52,8 +52,9 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Changes for No
     }
 }
 
-/// Runs forever: link up (retrying), then blink on changes until the link drops, then again;
-/// the watchdog is fed at least every [`FEED_EVERY`] plus one bounded step.
+/// Runs forever: link up (retrying, and showing changes between attempts), then blink on
+/// changes until the link drops, then again; the watchdog is fed at least every
+/// [`FEED_EVERY`] plus one bounded step.
 pub async fn run(
     changes: &mut impl Changes,
     board: &mut (impl Link + Led),
@@ -69,9 +70,14 @@ pub async fn run(
             );
             if up {
                 info!("link up");
-            } else {
-                warn!("link not up; trying again");
-                Timer::after(RETRY_AFTER).await;
+                continue;
+            }
+            // Offline the board still counts, and shows it: a change made meanwhile (latched
+            // by `changed`) blinks before the next attempt.
+            warn!("link not up; trying again");
+            if let Either::First(v) = select(changes.changed(), Timer::after(RETRY_AFTER)).await {
+                info!("value {} (offline)", v as i64);
+                blink(board).await;
             }
             continue;
         }
@@ -123,9 +129,12 @@ impl<D: Led> Led for StackLink<D> {
 }
 
 impl<D: Led> Link for StackLink<D> {
+    /// Waits for the link at most [`RETRY_AFTER`] (cancel-safe), so that changes made
+    /// offline are shown within about two seconds.
     async fn connect(&mut self) -> bool {
-        self.stack.wait_link_up().await;
-        true
+        with_timeout(RETRY_AFTER, self.stack.wait_link_up())
+            .await
+            .is_ok()
     }
 
     async fn wait_down(&mut self) {

@@ -10,52 +10,13 @@
 
 mod common;
 
-use common::{boot, store, Flash};
-use core::task::Context;
+use common::{boot, store, Flash, NoLink};
 use embassy_futures::block_on;
 use embassy_net::{Stack, StackResources};
-use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use tally_board::persist::SNAPSHOTS;
 use tally_core::{Config, Incarnation};
 use tally_embassy::{Node, NodeConfig, Persister, State, Write};
-
-/// A network interface that never has a link: the node runs offline.
-struct NoLink;
-
-enum Never {}
-
-impl RxToken for Never {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: F) -> R {
-        match self {}
-    }
-}
-
-impl TxToken for Never {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: usize, _: F) -> R {
-        match self {}
-    }
-}
-
-impl Driver for NoLink {
-    type RxToken<'a> = Never;
-    type TxToken<'a> = Never;
-    fn receive(&mut self, _: &mut Context) -> Option<(Never, Never)> {
-        None
-    }
-    fn transmit(&mut self, _: &mut Context) -> Option<Never> {
-        None
-    }
-    fn link_state(&mut self, _: &mut Context) -> LinkState {
-        LinkState::Down
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    fn hardware_address(&self) -> HardwareAddress {
-        HardwareAddress::Ethernet([2, 0, 0, 0, 0, 1])
-    }
-}
 
 type S = State<NoopRawMutex, 8, 4, 32, 1>;
 

@@ -23,7 +23,7 @@ use esp_radio::wifi::{
 use esp_storage::FlashStorage;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
-use tally_board::{button, node, settings, show, supervise};
+use tally_board::{node, program, settings, show, supervise};
 use {esp_backtrace as _, esp_println as _};
 
 esp_bootloader_esp_idf::esp_app_desc!();
@@ -82,19 +82,11 @@ fn store_range(flash: &mut FlashStorage<'_>) -> core::ops::Range<u32> {
 }
 
 type Tally = tally_embassy::State<NoopRawMutex>;
-type TallyNode = tally_embassy::Node<'static, NoopRawMutex>;
-type TallyRunner = tally_embassy::Runner<'static, NoopRawMutex>;
-type TallyPersister = tally_embassy::Persister<'static, NoopRawMutex>;
 type BoardFlash = BlockingAsync<FlashStorage<'static>>;
 
 #[embassy_executor::task]
 async fn net_task(mut runner: embassy_net::Runner<'static, Interface>) -> ! {
     runner.run().await
-}
-
-#[embassy_executor::task]
-async fn tally_task(runner: TallyRunner, mut rng: Rng) -> ! {
-    runner.run(&mut rng).await
 }
 
 /// Keeps the station connected: reconnects whenever the access point drops it.
@@ -111,17 +103,6 @@ async fn wifi_task(mut controller: WifiController<'static>) -> ! {
         }
         Timer::after_secs(2).await;
     }
-}
-
-#[embassy_executor::task]
-async fn buttons_task(node: TallyNode, mut inc: Input<'static>, mut dec: Input<'static>) -> ! {
-    button::count(node, &mut inc, &mut dec).await
-}
-
-/// Writes what the node persists and commits the presses it carries.
-#[embassy_executor::task]
-async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPersister) -> ! {
-    store.run(persister).await
 }
 
 /// The LED on GPIO8, active low.
@@ -165,7 +146,7 @@ async fn main(spawner: Spawner) {
         esp_hal::time::Duration::from_millis(timeout),
     );
     wdt.enable();
-    let mut watchdog = BoardWatchdog(wdt);
+    let watchdog = BoardWatchdog(wdt);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
     let rng = Rng::new();
@@ -226,47 +207,34 @@ async fn main(spawner: Spawner) {
     let mut storage = FlashStorage::new(peripherals.FLASH);
     let range = store_range(&mut storage);
     let flash: BoardFlash = BlockingAsync::new(storage);
-    let Some(mut node) = start_node(&spawner, stack, (flash, range), &name, rng) else {
-        halt("tally node", "not started").await
+    let engine = tally_core::Config::mcu().with_frame_limits(tally_core::FrameLimits::ESP32C3);
+    let Some(engine) = settings::keyed(engine, CLUSTER_KEY) else {
+        halt("tally node", "bad cluster key").await
     };
-    spawn(&spawner, buttons_task(node, inc, dec));
-    // Blink on changes, watch the link, feed the watchdog.
-    // `wifi_task` keeps the station connected: the loop watches the stack's link.
-    let mut board = supervise::StackLink {
-        led: LowLed(led),
-        stack,
-    };
-    supervise::run(&mut node, &mut board, &mut watchdog).await
-}
-
-/// Builds the node from the flash store and spawns its runner and persistence task. Not
-/// async (the flash is blocking anyway): the node's state is built on the stack and moved
-/// into its static, not kept in `main`'s future.
-fn start_node(
-    spawner: &Spawner,
-    stack: embassy_net::Stack<'static>,
-    (flash, range): (BoardFlash, core::ops::Range<u32>),
-    name: &str,
-    mut rng: Rng,
-) -> Option<TallyNode> {
-    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
-    static STATE: StaticCell<Tally> = StaticCell::new();
     let settings = node::Settings {
-        name,
-        engine: settings::keyed(
-            tally_core::Config::mcu().with_frame_limits(tally_core::FrameLimits::ESP32C3),
-            CLUSTER_KEY,
-        )?,
+        name: &name,
+        engine,
         port: PORT,
         peers: PEERS,
     };
-    let cells = (&STORE, &STATE);
-    let started = node::start(stack, cells, flash, range, &settings, &mut rng)?;
-    spawn(spawner, tally_task(started.runner, rng));
-    if let Some((persister, store)) = started.persist {
-        spawn(spawner, persist_task(store, persister));
-    }
-    Some(started.node)
+    // The board program: it counts from here on, gossips once DHCP gives an address, blinks
+    // on changes, feeds the watchdog. `wifi_task` keeps the station connected: the main loop
+    // watches the stack's link.
+    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
+    static STATE: StaticCell<Tally> = StaticCell::new();
+    let board = program::Board {
+        flash,
+        store_range: range,
+        inc,
+        dec,
+        link: supervise::StackLink {
+            led: LowLed(led),
+            stack,
+        },
+        watchdog,
+        rng,
+    };
+    program::run(stack, (&STORE, &STATE), &settings, board).await
 }
 
 fn spawn<S>(

@@ -1,5 +1,5 @@
 //! What the two RP2040 boards share: build-time settings, the heap for zstd, the flash store,
-//! and the tasks that run the node, persist it, and read the buttons.
+//! the watchdog, and the board program run on them.
 //!
 //! The binaries differ only in how they reach the network (`tally-pico-w`: CYW43439 Wi-Fi;
 //! `tally-w5500-evb-pico`: W5500 Ethernet) and how they light the LED.
@@ -16,7 +16,7 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use static_cell::StaticCell;
 use tally_board::persist::Store;
 use tally_board::settings::{self, BuildKey};
-use tally_board::{button, node};
+use tally_board::node;
 
 /// The gossip port (spec default).
 pub const PORT: u16 = 9000;
@@ -53,12 +53,6 @@ pub const CLUSTER_KEY: Option<BuildKey> = settings::build_key(option_env!("TALLY
 
 /// The node's memory: replica for 32 entries, 16 peers, 64-byte ids, two accepting sockets.
 pub type Tally = tally_embassy::State<NoopRawMutex>;
-/// A handle to the running node.
-pub type TallyNode = tally_embassy::Node<'static, NoopRawMutex>;
-/// The node's runner.
-pub type TallyRunner = tally_embassy::Runner<'static, NoopRawMutex>;
-/// The node's persistence side, driven by the store's task.
-pub type TallyPersister = tally_embassy::Persister<'static, NoopRawMutex>;
 /// The on-chip flash, async (DMA).
 pub type BoardFlash = Flash<'static, FLASH, Async, FLASH_SIZE>;
 
@@ -136,69 +130,43 @@ pub fn node_name(uid: &[u8; 8]) -> heapless::String<64> {
     name
 }
 
-/// Runs the node (never returns). The RP2040's ring-oscillator RNG picks gossip partners.
-#[embassy_executor::task]
-pub async fn tally_task(runner: TallyRunner) -> ! {
-    runner.run(&mut RoscRng).await
-}
-
-/// Writes what the node persists and commits the presses it carries.
-#[embassy_executor::task]
-pub async fn persist_task(store: &'static mut Store<BoardFlash>, persister: TallyPersister) -> ! {
-    store.run(persister).await
-}
-
-/// The increment and decrement buttons (to ground, pull-ups on).
-#[embassy_executor::task]
-pub async fn buttons_task(node: TallyNode, mut inc: Input<'static>, mut dec: Input<'static>) -> ! {
-    button::count(node, &mut inc, &mut dec).await
-}
-
-fn spawn<S>(
-    spawner: &embassy_executor::Spawner,
-    task: Result<embassy_executor::SpawnToken<S>, embassy_executor::SpawnError>,
-) {
-    match task {
-        Ok(t) => spawner.spawn(t),
-        Err(_) => warn!("cannot spawn a task"),
-    }
-}
-
-/// Builds the node from the flash store and starts it, before the network is up: it counts
-/// from boot, and the runner advertises the DHCP address once there is one. Spawns the
-/// runner, the persistence task and the buttons; returns the handle (for the LED).
-///
-/// Not `async` (the store is read blocking, at boot): the store's code is then built once, in
-/// this crate, beside the persistence task's, not again in each binary.
-#[inline(never)]
-pub fn start_node(
-    spawner: embassy_executor::Spawner,
+/// Runs the board program ([`tally_board::program`]) on `stack` with the flash store and the
+/// buttons: it counts from boot, before the network is up, and gossips once DHCP gives an
+/// address; `link` keeps the network up and lights the LED; the watchdog is fed from its main
+/// loop. Never returns. The RP2040's ring-oscillator RNG makes the incarnation and picks
+/// gossip partners.
+pub async fn run(
     stack: embassy_net::Stack<'static>,
     flash: BoardFlash,
     name: &str,
     engine: tally_core::Config,
     buttons: (Input<'static>, Input<'static>),
-) -> Option<TallyNode> {
+    link: impl tally_board::supervise::Link + tally_board::show::Led,
+    watchdog: BoardWatchdog,
+) -> ! {
     static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
     static STATE: StaticCell<Tally> = StaticCell::new();
+    let Some(engine) = settings::keyed(engine, CLUSTER_KEY) else {
+        // Not fed: the watchdog resets the board (a bad key fails the build, so this is not
+        // reached in practice).
+        loop {
+            embassy_time::Timer::after_secs(3600).await;
+        }
+    };
     let settings = node::Settings {
         name,
-        engine: settings::keyed(engine, CLUSTER_KEY)?,
+        engine,
         port: PORT,
         peers: PEERS,
     };
-    let started = node::start(
-        stack,
-        (&STORE, &STATE),
+    let board = tally_board::program::Board {
         flash,
-        STORE_RANGE,
-        &settings,
-        &mut RoscRng,
-    )?;
-    spawn(&spawner, tally_task(started.runner));
-    if let Some((persister, store)) = started.persist {
-        spawn(&spawner, persist_task(store, persister));
-    }
-    spawn(&spawner, buttons_task(started.node, buttons.0, buttons.1));
-    Some(started.node)
+        store_range: STORE_RANGE,
+        inc: buttons.0,
+        dec: buttons.1,
+        link,
+        watchdog,
+        rng: RoscRng,
+    };
+    tally_board::program::run(stack, (&STORE, &STATE), &settings, board).await
 }

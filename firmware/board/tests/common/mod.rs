@@ -8,7 +8,9 @@
     clippy::panic
 )]
 
+use core::task::Context;
 use embassy_futures::block_on;
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
 use embedded_storage_async::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
@@ -234,3 +236,41 @@ pub fn peer(name: &str, incarnation: u32, addr: &str, peers: &[&str]) -> Rep {
     }
     r
 }
+
+/// A network interface that never has a link: the node runs offline.
+pub struct NoLink;
+
+pub enum Never {}
+
+impl RxToken for Never {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: F) -> R {
+        match self {}
+    }
+}
+
+impl TxToken for Never {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: usize, _: F) -> R {
+        match self {}
+    }
+}
+
+impl Driver for NoLink {
+    type RxToken<'a> = Never;
+    type TxToken<'a> = Never;
+    fn receive(&mut self, _: &mut Context) -> Option<(Never, Never)> {
+        None
+    }
+    fn transmit(&mut self, _: &mut Context) -> Option<Never> {
+        None
+    }
+    fn link_state(&mut self, _: &mut Context) -> LinkState {
+        LinkState::Down
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    fn hardware_address(&self) -> HardwareAddress {
+        HardwareAddress::Ethernet([2, 0, 0, 0, 0, 1])
+    }
+}
+

@@ -16,7 +16,6 @@ use embassy_rp::gpio::{Input, Level, Output, Pull};
 use embassy_rp::peripherals::{DMA_CH0, DMA_CH1, PIO0};
 use embassy_rp::pio::{InterruptHandler, Pio};
 use embassy_rp::{bind_interrupts, dma};
-use embassy_time::Timer;
 use static_cell::{ConstStaticCell, StaticCell};
 use tally_pico_w as app;
 use {defmt_rtt as _, panic_probe as _};
@@ -98,7 +97,7 @@ async fn main(spawner: Spawner) {
         ConstStaticCell::new([MaybeUninit::uninit(); app::PICO_W_HEAP]);
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
-    let mut watchdog = app::BoardWatchdog::start(p.WATCHDOG);
+    let watchdog = app::BoardWatchdog::start(p.WATCHDOG);
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH1, Irqs);
     let name = app::node_name(&app::unique_id(&mut flash));
     info!("tally pico-w {}", name.as_str());
@@ -141,21 +140,12 @@ async fn main(spawner: Spawner) {
         Err(_) => warn!("cannot spawn the network task"),
     }
 
-    // The node counts from here on; it gossips once DHCP gives an address.
+    // The board program: the node counts from here on, gossips once DHCP gives an address,
+    // joins (and rejoins whenever the link drops), blinks on changes, feeds the watchdog.
     let buttons = (
         Input::new(p.PIN_14, Pull::Up),
         Input::new(p.PIN_15, Pull::Up),
     );
-    let engine = app::pico_w_engine();
-    let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
-
-    let Some(mut node) = node else {
-        // Not fed: the watchdog resets the board, which tries again.
-        loop {
-            Timer::after_secs(3600).await;
-        }
-    };
-    // Join (and rejoin whenever the link drops), blink on changes, feed the watchdog.
-    let mut radio = Radio { control, stack };
-    tally_board::supervise::run(&mut node, &mut radio, &mut watchdog).await
+    let radio = Radio { control, stack };
+    app::run(stack, flash, &name, app::pico_w_engine(), buttons, radio, watchdog).await
 }

@@ -44,7 +44,6 @@ async fn net_task(
     runner.run().await
 }
 
-/// The green LED on GP25.
 /// The LED on GP25.
 struct PinLed(Output<'static>);
 
@@ -60,7 +59,7 @@ async fn main(spawner: Spawner) {
         ConstStaticCell::new([MaybeUninit::uninit(); app::W5500_HEAP]);
     app::init_heap(HEAP.take());
     let p = embassy_rp::init(Default::default());
-    let mut watchdog = app::BoardWatchdog::start(p.WATCHDOG);
+    let watchdog = app::BoardWatchdog::start(p.WATCHDOG);
     let mut flash = app::BoardFlash::new(p.FLASH, p.DMA_CH2, Irqs);
     let uid = app::unique_id(&mut flash);
     let name = app::node_name(&uid);
@@ -115,20 +114,14 @@ async fn main(spawner: Spawner) {
     }
     info!("waiting for the link and DHCP");
 
-    // The node counts from here on; it gossips once DHCP gives an address.
+    // The board program: the node counts from here on, gossips once DHCP gives an address,
+    // blinks on changes, feeds the watchdog. The W5500 keeps the link itself: the main loop
+    // waits for the cable.
     let buttons = (
         Input::new(p.PIN_14, Pull::Up),
         Input::new(p.PIN_15, Pull::Up),
     );
-    let engine = app::w5500_engine();
-    let node = app::start_node(spawner, stack, flash, &name, engine, buttons);
-    let Some(mut node) = node else {
-        loop {
-            Timer::after_secs(3600).await;
-        }
-    };
-    // The W5500 keeps the link itself: the loop waits for the cable.
     let led = PinLed(Output::new(p.PIN_25, Level::Low));
-    let mut board = tally_board::supervise::StackLink { led, stack };
-    tally_board::supervise::run(&mut node, &mut board, &mut watchdog).await
+    let link = tally_board::supervise::StackLink { led, stack };
+    app::run(stack, flash, &name, app::w5500_engine(), buttons, link, watchdog).await
 }

@@ -1,0 +1,115 @@
+//! The board program: what every board runs once its drivers exist — the Pico W, the
+//! W5500-EVB-Pico, the ESP32-C3 and the TAP node alike. A firmware brings up its chip (heap,
+//! watchdog, radio or Ethernet driver, the network stack with DHCP) and hands the rest here:
+//!
+//! 1. the store is opened and the replica restored from it (see [`crate::node::start`]),
+//!    before any network exists — the node counts from boot, offline;
+//! 2. then, all at once and forever: the node's I/O loops (gossip once DHCP gives an address;
+//!    the address it advertises follows every new lease), the persistence task (a press
+//!    counts once its record is in flash, so nothing is sent or shown before it is stored),
+//!    the buttons, and the main loop ([`crate::supervise::run`]: link kept up, LED, watchdog).
+//!
+//! All of it runs in the caller's task (no `spawn`: embassy tasks cannot be generic), so the
+//! order is the same on every board. Time comes from `embassy-time`; all I/O goes through
+//! the drivers the firmware passes in.
+
+use crate::button;
+use crate::node::{self, Settings};
+use crate::persist::Store;
+use crate::show::Led;
+use crate::supervise::{self, Link, Watchdog};
+use core::ops::Range;
+use embassy_futures::select::{select4, Either4};
+use embassy_net::Stack;
+use embassy_sync::blocking_mutex::raw::RawMutex;
+use embassy_time::Timer;
+use embedded_hal::digital::InputPin;
+use embedded_hal_async::digital::Wait;
+use embedded_storage_async::nor_flash::NorFlash;
+use static_cell::StaticCell;
+use tally_embassy::{Persister, State};
+
+/// What a firmware hands the board program: its chip's parts.
+pub struct Board<F, I, K, W, R> {
+    /// The flash the store lives in, and the store's range in it (empty: no store, the node
+    /// is volatile).
+    pub flash: F,
+    /// The store's byte range in `flash`.
+    pub store_range: Range<u32>,
+    /// The +1 button (to ground, pull-up on).
+    pub inc: I,
+    /// The −1 button.
+    pub dec: I,
+    /// How the board gets onto its network, and its LED.
+    pub link: K,
+    /// The hardware watchdog, fed by the main loop.
+    pub watchdog: W,
+    /// Randomness: the node's incarnation, gossip partners.
+    pub rng: R,
+}
+
+/// The node's memory, in statics the firmware declares (embassy's `StaticCell`s cannot be
+/// generic).
+pub type Cells<F, M, const N: usize, const P: usize, const L: usize, const A: usize> = (
+    &'static StaticCell<Store<F>>,
+    &'static StaticCell<State<M, N, P, L, A>>,
+);
+
+/// Runs the board program on `stack` (see the module docs); never returns. When the node
+/// cannot be built at all (a bad name or settings) it stops feeding the watchdog, which
+/// resets the board.
+pub async fn run<F, M, I, K, W, R, const N: usize, const P: usize, const L: usize, const A: usize>(
+    stack: Stack<'static>,
+    cells: Cells<F, M, N, P, L, A>,
+    settings: &Settings<'_>,
+    mut board: Board<F, I, K, W, R>,
+) -> !
+where
+    F: NorFlash + 'static,
+    M: RawMutex + 'static,
+    I: Wait + InputPin,
+    K: Link + Led,
+    W: Watchdog,
+    R: rand_core::RngCore,
+{
+    let started = node::start(
+        stack,
+        cells,
+        board.flash,
+        board.store_range,
+        settings,
+        &mut board.rng,
+    );
+    let Some(started) = started else {
+        warn!("the node did not start; the watchdog resets the board");
+        loop {
+            Timer::after_secs(3600).await;
+        }
+    };
+    let mut node = started.node;
+    let outcome = select4(
+        started.runner.run(&mut board.rng),
+        persisting(started.persist),
+        button::count(node, &mut board.inc, &mut board.dec),
+        supervise::run(&mut node, &mut board.link, &mut board.watchdog),
+    )
+    .await;
+    match outcome {
+        Either4::First(never)
+        | Either4::Second(never)
+        | Either4::Third(never)
+        | Either4::Fourth(never) => never,
+    }
+}
+
+/// The persistence task, when the node has a store; a volatile node has none.
+async fn persisting<F: NorFlash, M: RawMutex, const N: usize, const P: usize, const L: usize>(
+    persist: Option<(Persister<'static, M, N, P, L>, &'static mut Store<F>)>,
+) -> ! {
+    match persist {
+        Some((persister, store)) => store.run(persister).await,
+        None => loop {
+            core::future::pending::<()>().await;
+        },
+    }
+}
