@@ -27,7 +27,7 @@ use embedded_hal::digital::InputPin;
 use embedded_hal_async::digital::Wait;
 use embedded_storage_async::nor_flash::NorFlash;
 use static_cell::StaticCell;
-use tally_embassy::{Persister, State};
+use tally_embassy::{Node, Persister, State};
 
 /// What a firmware hands the board program: its chip's parts.
 pub struct Board<F, I, K, W, R> {
@@ -62,7 +62,7 @@ pub async fn run<F, M, I, K, W, R, const N: usize, const P: usize, const L: usiz
     stack: Stack<'static>,
     cells: Cells<F, M, N, P, L, A>,
     settings: &Settings<'_>,
-    mut board: Board<F, I, K, W, R>,
+    board: Board<F, I, K, W, R>,
 ) -> !
 where
     F: NorFlash + 'static,
@@ -72,7 +72,38 @@ where
     W: Watchdog,
     R: rand_core::RngCore,
 {
-    let started = node::start(
+    run_with(stack, cells, settings, board, |_| ()).await
+}
+
+/// [`run`], handing `started` the node's handle once it exists (before anything runs): the
+/// TAP node answers its test's questions through it.
+pub async fn run_with<
+    F,
+    M,
+    I,
+    K,
+    W,
+    R,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    const A: usize,
+>(
+    stack: Stack<'static>,
+    cells: Cells<F, M, N, P, L, A>,
+    settings: &Settings<'_>,
+    mut board: Board<F, I, K, W, R>,
+    started: impl FnOnce(Node<'static, M, N, P, L>),
+) -> !
+where
+    F: NorFlash + 'static,
+    M: RawMutex + 'static,
+    I: Wait + InputPin,
+    K: Link + Led,
+    W: Watchdog,
+    R: rand_core::RngCore,
+{
+    let node = node::start(
         stack,
         cells,
         board.flash,
@@ -80,16 +111,17 @@ where
         settings,
         &mut board.rng,
     );
-    let Some(started) = started else {
+    let Some(parts) = node else {
         warn!("the node did not start; the watchdog resets the board");
         loop {
             Timer::after_secs(3600).await;
         }
     };
-    let mut node = started.node;
+    let mut node = parts.node;
+    started(node);
     let outcome = select4(
-        started.runner.run(&mut board.rng),
-        persisting(started.persist),
+        parts.runner.run(&mut board.rng),
+        persisting(parts.persist),
         button::count(node, &mut board.inc, &mut board.dec),
         supervise::run(&mut node, &mut board.link, &mut board.watchdog),
     )

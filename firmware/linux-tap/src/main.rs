@@ -1,54 +1,73 @@
-//! `tally-tap-node`: the board code's node — `tally-embassy` on embassy-net — on Linux, over a
-//! TAP device (embassy-net-tuntap) on embassy's std executor. Everything between the engine
-//! and the Ethernet frames is the code the firmware runs; only the driver and the executor
-//! differ.
+//! `tally-tap-node`: the board program on Linux. It runs what every board runs,
+//! [`tally_board::program`] — the node restored from flash, the persistence task, the debounced
+//! buttons, the main loop with its link, LED and watchdog — on embassy's std executor, over a
+//! TAP device (embassy-net-tuntap) with DHCP. Only the drivers differ from a board's:
+//!
+//! - the Ethernet is the TAP device, its link set over stdin (`link down` pulls the cable);
+//! - the address comes from DHCP (a `dnsmasq` in the test's namespace); a new lease moves it;
+//! - the flash is a file (`--flash`), which can lose power at any byte (`cut N`);
+//! - the buttons are levers set over stdin; the LED is `led on` / `led off` on stdout;
+//! - the watchdog is a thread, and a watchdog expiry or a panic ends the process with its own
+//!   exit code (87, 88; a power cut: 86): the runner starts it again on the same flash file.
 //!
 //! ```text
-//! tally-tap-node --tap NAME --address 10.1.2.2/24 [--port 9000] [--id NAME]
-//!                [--peers A,B] [--sync-interval-ms 200] [--offline]
+//! tally-tap-node --tap NAME --flash FILE [--flash-size BYTES] [--id NAME] [--port 9000]
+//!                [--peers A,B] [--sync-interval-ms 200] [--link up|down]
 //! ```
 //!
-//! The node is volatile and counts under `NAME#incarnation` (a fresh incarnation each run;
-//! NAME defaults to `embassy-<address>`). `TALLY_CLUSTER_KEY` in the environment (32–64 hex
-//! digits, as for `tally node`; empty: none) is its cluster key: every frame is then
-//! authenticated (the boards take the same variable at build time). It decodes zstd frames
-//! (the `zstd` feature, on std's allocator). The runner advertises whatever address the stack
-//! has. With `--offline` the stack starts without one (the node counts offline, as a board
-//! before its DHCP lease) until a `lease` command gives it one.
+//! The node counts under `NAME#incarnation` (NAME defaults to `tap-` and the TAP device's
+//! name); the incarnation is kept in the flash file. Its MAC is made from a hash of the name
+//! as the W5500's is from the flash chip's unique id. `TALLY_CLUSTER_KEY` in the environment
+//! (32–64 hex digits, as for `tally node`; empty: none) is its cluster key (the boards take the
+//! same variable at build time). It decodes zstd frames, with the Pico W's frame limits.
 //!
-//! Commands on stdin, one per line: `inc N`, `dec N`, `value`, `addr` (prints `address A` or
-//! `address none`: what the node advertises), `lease A.B.C.D/LEN` (moves the stack to a new
-//! address, as a new DHCP lease would), `stats` (prints `stats` and `name=N` pairs: gossip
-//! frames seen arriving and how many of them compressed, Pushes received and merged, and the
-//! rejects by reason), `quit`. Output on stdout: `ready ID` once the node
-//! exists, `value V` after each command, `changed V` whenever a merge or committed local
-//! update changes the value. Logs go to stderr (`RUST_LOG`).
+//! Commands on stdin, one per line:
+//! - `press inc|dec [N]`: N presses (40 ms down, 40 ms up); `hold inc|dec`, `release inc|dec`;
+//! - `link up|down`; `cut N`: the power goes after N more bytes written or erased (`cut
+//!   off`: it stays);
+//! - `value` (answers `value V`), `local` (`local INC DEC`: its own entry), `addr` (`address A` or `address none`: what the node
+//!   advertises), `stats` (`stats` and `name=N` pairs: gossip frames seen arriving and how
+//!   many compressed, Pushes received and merged, rejects by reason);
+//! - `stall` (the executor's thread blocks, as a hung main loop: the watchdog resets),
+//!   `panic`, `quit`.
+//!
+//! Output on stdout: `mac M` at boot, `ready ID` once the node exists, `led on|off`, the
+//! answers above, `reset …` before a reset. Logs go to stderr (`RUST_LOG`).
 
 use embassy_executor::Spawner;
-use embassy_net::{ConfigV4, Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_net::StackResources;
 use embassy_net_tuntap::TunTapDevice;
 use embassy_sync::blocking_mutex::raw::{CriticalSectionRawMutex, NoopRawMutex};
 use embassy_sync::channel::Channel;
 use static_cell::StaticCell;
 use std::io::{BufRead, Write};
-use tally_core::{
-    ClusterKey, Config, FixedReplica, Identity, Incarnation, MessageType, ReplicaConfig, WireError,
-};
-use tally_embassy::{Node, NodeConfig, Runner, State};
+use std::time::Duration;
+use tally_board::node::Settings;
+use tally_board::persist::Store;
+use tally_board::program::{self, Board};
+use tally_board::show::Led;
+use tally_board::supervise::StackLink;
+use tally_core::{ClusterKey, Config, FrameLimits, MessageType, WireError};
+use tally_embassy::{Node, State};
 
+mod flash;
+mod pins;
 mod watch;
+mod watchdog;
 
 type TapNode = Node<'static, NoopRawMutex>;
-type TapRunner = Runner<'static, NoopRawMutex>;
 
-/// A command read from stdin.
+/// How long a press holds the button down, and then up (over the 20 ms debounce).
+const PRESS: Duration = Duration::from_millis(40);
+
+/// A command for the executor's thread.
 enum Command {
-    Inc(u64),
-    Dec(u64),
     Value,
+    Local,
     Addr,
-    Lease(Ipv4Cidr),
     Stats,
+    Stall,
+    Panic,
     Quit,
 }
 
@@ -56,35 +75,33 @@ static COMMANDS: Channel<CriticalSectionRawMutex, Command, 8> = Channel::new();
 
 struct Args {
     tap: String,
-    address: Ipv4Cidr,
+    flash: std::path::PathBuf,
+    flash_size: usize,
     port: u16,
     id: Option<String>,
     peers: Vec<String>,
     sync_interval_ms: u64,
-    offline: bool,
-}
-
-fn cidr(v: &str) -> Result<Ipv4Cidr, String> {
-    let (ip, len) = v.split_once('/').ok_or("an address is a.b.c.d/len")?;
-    let ip: std::net::Ipv4Addr = ip.parse().map_err(|e| format!("{v}: {e}"))?;
-    let len: u8 = len.parse().map_err(|e| format!("{v}: {e}"))?;
-    Ok(Ipv4Cidr::new(ip, len))
+    link_up: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut tap = None;
-    let mut address = None;
+    let mut flash = None;
+    let mut flash_size = 64 * 1024;
     let mut port = 9000u16;
     let mut id = None;
     let mut peers = Vec::new();
     let mut sync_interval_ms = 2000u64;
-    let mut offline = false;
+    let mut link_up = true;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--tap" => tap = Some(value()?),
-            "--address" => address = Some(cidr(&value()?)?),
+            "--flash" => flash = Some(value()?.into()),
+            "--flash-size" => {
+                flash_size = value()?.parse().map_err(|e| format!("--flash-size: {e}"))?
+            }
             "--port" => port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--id" => id = Some(value()?),
             "--peers" => {
@@ -99,22 +116,29 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--sync-interval-ms: {e}"))?
             }
-            "--offline" => offline = true,
+            "--link" => {
+                link_up = match value()?.as_str() {
+                    "up" => true,
+                    "down" => false,
+                    other => return Err(format!("--link is up or down, not {other}")),
+                }
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
     Ok(Args {
         tap: tap.ok_or("--tap is required")?,
-        address: address.ok_or("--address is required")?,
+        flash: flash.ok_or("--flash is required")?,
+        flash_size,
         port,
         id,
         peers,
         sync_interval_ms,
-        offline,
+        link_up,
     })
 }
 
-/// xorshift64* seeded from the clock: gossip partner choice needs no more.
+/// xorshift64* seeded from the clock: incarnations and gossip partners need no more.
 struct Rng(u64);
 
 impl rand_core::RngCore for Rng {
@@ -145,23 +169,19 @@ fn seed() -> u64 {
     (t ^ u64::from(std::process::id())) | 1
 }
 
+/// The "unique id" of this emulated board: FNV-1a of its name (the MAC is made from it).
+fn unique_id(name: &str) -> [u8; 8] {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.to_le_bytes()
+}
+
 #[embassy_executor::task]
 async fn net_task(mut runner: embassy_net::Runner<'static, watch::Watched<TunTapDevice>>) -> ! {
     runner.run().await
-}
-
-#[embassy_executor::task]
-async fn tally_task(runner: TapRunner) -> ! {
-    let mut rng = Rng(seed());
-    runner.run(&mut rng).await
-}
-
-#[embassy_executor::task]
-async fn watch_task(node: TapNode) -> ! {
-    loop {
-        let v = node.wait_changed().await;
-        say(&format!("changed {v}"));
-    }
 }
 
 /// The cluster key from `TALLY_CLUSTER_KEY` (unset or blank: none). The error names the
@@ -210,45 +230,107 @@ fn stats_line(node: &TapNode) -> String {
     )
 }
 
-fn say(line: &str) {
+/// One line on stdout, flushed.
+pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 
-/// Reads commands on a plain thread and hands them to the executor.
-fn spawn_stdin_reader() {
-    std::thread::spawn(|| {
+/// The LED: its changes as lines on stdout.
+struct StdoutLed;
+
+impl Led for StdoutLed {
+    async fn set(&mut self, on: bool) {
+        say(if on { "led on" } else { "led off" });
+    }
+}
+
+/// The two buttons, as the stdin thread holds them.
+struct Buttons {
+    inc: pins::LeverHandle,
+    dec: pins::LeverHandle,
+}
+
+impl Buttons {
+    fn pick(&self, which: Option<&str>) -> Option<&pins::LeverHandle> {
+        match which {
+            Some("inc") => Some(&self.inc),
+            Some("dec") => Some(&self.dec),
+            _ => None,
+        }
+    }
+}
+
+/// Reads stdin on a plain thread: buttons, link and power act at once (they are the board's
+/// outside world); questions go to the executor.
+fn spawn_stdin_reader(buttons: Buttons) {
+    std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            let mut words = line.split_whitespace();
-            let cmd = match (words.next(), words.next().map(str::parse::<u64>)) {
-                (Some("inc"), Some(Ok(n))) => Command::Inc(n),
-                (Some("dec"), Some(Ok(n))) => Command::Dec(n),
-                (Some("value"), _) => Command::Value,
-                (Some("addr"), _) => Command::Addr,
-                (Some("lease"), _) => match line.split_whitespace().nth(1).map(cidr) {
-                    Some(Ok(c)) => Command::Lease(c),
-                    _ => {
-                        eprintln!("lease wants a.b.c.d/len: {line:?}");
-                        continue;
-                    }
-                },
-                (Some("stats"), _) => Command::Stats,
-                (Some("quit"), _) => Command::Quit,
-                _ => {
-                    eprintln!("unknown command {line:?}");
-                    continue;
-                }
-            };
-            embassy_futures_block_on(COMMANDS.send(cmd));
+            if let Err(e) = obey(&line, &buttons) {
+                eprintln!("tally-tap-node: {e}: {line:?}");
+            }
         }
-        embassy_futures_block_on(COMMANDS.send(Command::Quit));
+        block_on(COMMANDS.send(Command::Quit));
     });
 }
 
+fn obey(line: &str, buttons: &Buttons) -> Result<(), &'static str> {
+    let mut words = line.split_whitespace();
+    let (verb, arg, count) = (words.next(), words.next(), words.next());
+    let cmd = match verb {
+        Some("press") => {
+            let button = buttons.pick(arg).ok_or("press inc|dec [N]")?;
+            let n: u32 = count
+                .map_or(Ok(1), str::parse)
+                .map_err(|_| "N is a number")?;
+            for _ in 0..n {
+                button.press();
+                std::thread::sleep(PRESS);
+                button.release();
+                std::thread::sleep(PRESS);
+            }
+            return Ok(());
+        }
+        Some("hold") => {
+            buttons.pick(arg).ok_or("hold inc|dec")?.press();
+            return Ok(());
+        }
+        Some("release") => {
+            buttons.pick(arg).ok_or("release inc|dec")?.release();
+            return Ok(());
+        }
+        Some("link") => {
+            watch::set_link(match arg {
+                Some("up") => true,
+                Some("down") => false,
+                _ => return Err("link up|down"),
+            });
+            return Ok(());
+        }
+        Some("cut") => {
+            match arg {
+                Some("off") => flash::CUT.disarm(),
+                _ => flash::CUT.arm(arg.and_then(|a| a.parse().ok()).ok_or("cut N|off")?),
+            }
+            return Ok(());
+        }
+        Some("value") => Command::Value,
+        Some("local") => Command::Local,
+        Some("addr") => Command::Addr,
+        Some("stats") => Command::Stats,
+        Some("stall") => Command::Stall,
+        Some("panic") => Command::Panic,
+        Some("quit") => Command::Quit,
+        _ => return Err("unknown command"),
+    };
+    block_on(COMMANDS.send(cmd));
+    Ok(())
+}
+
 /// Polls a future to completion on this thread (the channel send wakes the executor).
-fn embassy_futures_block_on<F: std::future::Future>(f: F) -> F::Output {
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
@@ -256,8 +338,44 @@ fn embassy_futures_block_on<F: std::future::Future>(f: F) -> F::Output {
         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Answers the questions from stdin, on the executor's thread.
+#[embassy_executor::task]
+async fn commands_task(node: TapNode) -> ! {
+    loop {
+        match COMMANDS.receive().await {
+            Command::Value => say(&format!("value {}", node.value())),
+            Command::Local => {
+                let (inc, dec) = node.local();
+                say(&format!("local {inc} {dec}"));
+            }
+            Command::Addr => {
+                let a = node.address();
+                say(&format!(
+                    "address {}",
+                    a.as_ref().map_or("none", |a| a.as_str())
+                ));
+            }
+            Command::Stats => say(&stats_line(&node)),
+            Command::Stall => {
+                log::warn!("stalling the executor");
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            Command::Panic => panic!("panic asked for on stdin"),
+            Command::Quit => {
+                log::info!("quit: {:?} {:?}", node.stats(), node.transport());
+                std::process::exit(0);
+            }
+        }
+    }
+}
+
+fn fail(what: impl std::fmt::Display, code: i32) -> ! {
+    eprintln!("tally-tap-node: {what}");
+    std::process::exit(code)
 }
 
 #[embassy_executor::main]
@@ -267,131 +385,77 @@ async fn main(spawner: Spawner) {
         .parse_default_env()
         .target(env_logger::Target::Stderr)
         .init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("tally-tap-node: {e}");
-            std::process::exit(2);
-        }
-    };
-    let key = match cluster_key() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("tally-tap-node: {e}");
-            std::process::exit(2);
-        }
-    };
+    // First thing, as on the boards: a hang or a panic from here on resets.
+    let watchdog = watchdog::SoftWatchdog::start(tally_board::supervise::WATCHDOG_TIMEOUT.into());
+    watchdog::reset_on_panic();
+    let args = parse_args().unwrap_or_else(|e| fail(e, 2));
+    let key = cluster_key().unwrap_or_else(|e| fail(e, 2));
+    let flash = flash::FileFlash::open(&args.flash, args.flash_size)
+        .unwrap_or_else(|e| fail(format_args!("flash {}: {e}", args.flash.display()), 1));
+    let mut device = TunTapDevice::new(&args.tap)
+        .unwrap_or_else(|e| fail(format_args!("TAP device {}: {e}", args.tap), 1));
+    let name = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("tap-{}", args.tap));
+    let mac = tally_board::settings::mac_from_uid(&unique_id(&name));
+    device.set_hardware_address(mac);
+    let m = mac.map(|b| format!("{b:02x}")).join(":");
+    say(&format!("mac {m}"));
+    watch::set_link(args.link_up);
+
+    // Sockets as on the boards: two accepting, one sending, DHCP.
+    static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
+    let (stack, net_runner) = embassy_net::new(
+        watch::Watched::new(device, args.port),
+        embassy_net::Config::dhcpv4(Default::default()),
+        RESOURCES.init(StackResources::new()),
+        seed(),
+    );
+    spawner.spawn(net_task(net_runner).unwrap_or_else(|e| fail(format_args!("{e:?}"), 1)));
+
+    let (inc, inc_handle) = pins::lever();
+    let (dec, dec_handle) = pins::lever();
+    spawn_stdin_reader(Buttons {
+        inc: inc_handle,
+        dec: dec_handle,
+    });
+
+    let peers = args.peers.join(",");
+    let every = tally_core::Duration::from_millis(args.sync_interval_ms);
+    let mut engine = Config::mcu()
+        .with_frame_limits(FrameLimits::PICO_W)
+        .with_sync_interval(every);
+    engine.cluster_key = key;
     match key {
         Some(_) => log::info!("cluster key set: every frame is authenticated"),
         None => log::info!("no cluster key: frames are unauthenticated"),
     }
-    let mut device = match TunTapDevice::new(&args.tap) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("tally-tap-node: cannot open TAP device {}: {e}", args.tap);
-            std::process::exit(1);
-        }
+    let settings = Settings {
+        name: &name,
+        engine,
+        port: args.port,
+        peers: &peers,
     };
-    // A locally administered unicast MAC derived from the address.
-    let o = args.address.address().octets();
-    device.set_hardware_address([0x02, 0x7a, o[0], o[1], o[2], o[3]]);
-    let static_config = |address| {
-        ConfigV4::Static(StaticConfigV4 {
-            address,
-            gateway: None,
-            dns_servers: Default::default(),
-        })
-    };
-    // No address yet: the node counts offline until the stack is configured.
-    let mut config = embassy_net::Config::default();
-    if !args.offline {
-        config.ipv4 = static_config(args.address);
-    }
-    static RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
-    let (stack, net_runner) = embassy_net::new(
-        watch::Watched::new(device, args.port),
-        config,
-        RESOURCES.init(StackResources::new()),
-        seed(),
-    );
-    spawner.spawn(net_task(net_runner).unwrap_or_else(|e| panic!("spawn: {e:?}")));
-
-    let peers: &'static [&'static str] = Box::leak(
-        args.peers
-            .iter()
-            .map(|p| &*Box::leak(p.clone().into_boxed_str()))
-            .collect::<Vec<&'static str>>()
-            .into_boxed_slice(),
-    );
-    let name = args
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("embassy-{}", args.address.address()));
-    let mut rng = Rng(seed());
-    let replica = Identity::fresh(&name, &mut rng)
-        .map_err(|e| e.to_string())
-        .and_then(|id| {
-            let every = tally_core::Duration::from_millis(args.sync_interval_ms);
-            let mut engine = Config::mcu().with_sync_interval(every);
-            engine.cluster_key = key;
-            FixedReplica::new(
-                id,
-                Incarnation::Fresh,
-                ReplicaConfig::volatile(engine),
-                tally_embassy::now(),
-            )
-            .map_err(|e| e.to_string())
-        });
-    let replica = match replica {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tally-tap-node: {name}: {e}");
-            std::process::exit(2);
-        }
-    };
-    let node_config = NodeConfig::new(args.port).peers(peers);
+    static STORE: StaticCell<Store<flash::FileFlash>> = StaticCell::new();
     static STATE: StaticCell<State<NoopRawMutex>> = StaticCell::new();
-    let (node, runner, _volatile) =
-        match tally_embassy::new(stack, STATE.init(State::new(replica)), &node_config) {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("tally-tap-node: {e}");
-                std::process::exit(2);
-            }
-        };
-    spawner.spawn(tally_task(runner).unwrap_or_else(|e| panic!("spawn: {e:?}")));
-    spawner.spawn(watch_task(node).unwrap_or_else(|e| panic!("spawn: {e:?}")));
-    spawn_stdin_reader();
-    say(&format!("ready {}", node.id().as_str()));
-    loop {
-        let outcome = match COMMANDS.receive().await {
-            Command::Inc(n) => node.increment(n).map(|_| ()),
-            Command::Dec(n) => node.decrement(n).map(|_| ()),
-            Command::Value => Ok(()),
-            Command::Addr => {
-                let a = node.address();
-                say(&format!(
-                    "address {}",
-                    a.as_ref().map_or("none", |a| a.as_str())
-                ));
-                continue;
-            }
-            Command::Lease(address) => {
-                stack.set_config_v4(static_config(address));
-                Ok(())
-            }
-            Command::Stats => {
-                say(&stats_line(&node));
-                continue;
-            }
-            Command::Quit => {
-                log::info!("quit: {:?} {:?}", node.stats(), node.transport());
-                std::process::exit(0);
-            }
-        };
-        if let Err(e) = outcome {
-            eprintln!("tally-tap-node: {e}");
+    let board = Board {
+        store_range: 0..u32::try_from(args.flash_size).unwrap_or(0),
+        flash,
+        inc,
+        dec,
+        link: StackLink {
+            led: StdoutLed,
+            stack,
+        },
+        watchdog,
+        rng: Rng(seed()),
+    };
+    program::run_with(stack, (&STORE, &STATE), &settings, board, |node| {
+        say(&format!("ready {}", node.id().as_str()));
+        if let Ok(t) = commands_task(node) {
+            spawner.spawn(t);
         }
-        say(&format!("value {}", node.value()));
-    }
+    })
+    .await
 }

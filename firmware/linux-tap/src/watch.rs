@@ -1,14 +1,17 @@
 //! The TAP device, watched: counts the gossip frames that arrive zstd-compressed, so the test
 //! can tell that host frames reached the node compressed (and, from the engine's counters,
-//! that it decoded them). The stack sees every Ethernet frame unchanged.
+//! that it decoded them); and carries the link state the test sets (`link down` is the cable
+//! pulled or the radio out of range: the stack sees the link go down, nothing arrives, nothing
+//! leaves). While the link is up the stack sees every Ethernet frame unchanged.
 //!
 //! A gossip connection carries one `[n][sender address: n bytes][flags][message]` (spec §2,
 //! §3); the flag byte sits in the connection's first data segment, the one whose sequence
 //! number follows the SYN's. Only IPv4 without fragments is read: that is all this test sends.
 
 use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
+use embassy_sync::waitqueue::AtomicWaker;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Context;
 use tally_core::FLAG_ZSTD;
 
@@ -16,6 +19,22 @@ use tally_core::FLAG_ZSTD;
 pub static FRAMES: AtomicU64 = AtomicU64::new(0);
 /// Of those, frames with the zstd flag.
 pub static COMPRESSED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the link is up (set from the stdin thread with [`set_link`]).
+static LINK_UP: AtomicBool = AtomicBool::new(true);
+/// The network task, woken when the link changes.
+static LINK_WAKER: AtomicWaker = AtomicWaker::new();
+
+/// Brings the link up or down, as a cable or a radio would.
+pub fn set_link(up: bool) {
+    LINK_UP.store(up, Ordering::Relaxed);
+    LINK_WAKER.wake();
+}
+
+fn link_up(cx: &Context) -> bool {
+    LINK_WAKER.register(cx.waker());
+    LINK_UP.load(Ordering::Relaxed)
+}
 
 /// Most connections tracked between their SYN and their first data segment.
 const MAX_OPEN: usize = 256;
@@ -66,6 +85,11 @@ impl<D: Driver> Driver for Watched<D> {
         Self: 'a;
 
     fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        if !link_up(cx) {
+            // Frames sent to a board whose link is down never reach it.
+            while self.inner.receive(cx).is_some() {}
+            return None;
+        }
         let (port, opening) = (self.port, &mut self.opening);
         self.inner.receive(cx).map(|(rx, tx)| {
             let rx = WatchedRx {
@@ -78,10 +102,16 @@ impl<D: Driver> Driver for Watched<D> {
     }
 
     fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
+        if !link_up(cx) {
+            return None;
+        }
         self.inner.transmit(cx)
     }
 
     fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        if !link_up(cx) {
+            return LinkState::Down;
+        }
         self.inner.link_state(cx)
     }
 

@@ -273,4 +273,3 @@ impl Driver for NoLink {
         HardwareAddress::Ethernet([2, 0, 0, 0, 0, 1])
     }
 }
-
