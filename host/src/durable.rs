@@ -170,6 +170,12 @@ impl Writes {
                 let _ = tx.send(r);
             }),
         );
-        rx.await.unwrap_or(Err(NodeError::Shutdown))
+        // A dropped answer comes from a node stopping with the write in hand, perhaps already
+        // prepared and journaled: its outcome is unknown, not "nothing was written".
+        rx.await.unwrap_or_else(|_| {
+            Err(NodeError::NotDurable(
+                "the node stopped before answering; the write may have been applied".into(),
+            ))
+        })
     }
 }

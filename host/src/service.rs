@@ -134,9 +134,9 @@ impl NodeService {
             guard: Arc::clone(&guard),
             telemetry,
         }));
-        let token = shutdown.clone();
+        let (token, served) = (shutdown.clone(), Arc::clone(&guard));
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = http::serve(listener, router, token).await {
+            if let Err(e) = http::serve(listener, router, served, token).await {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         }));

@@ -13,10 +13,14 @@
 //! ignore unknown fields in any case).
 //!
 //! Every error is JSON `{"error":"…"}`: 404 for an unknown route, 405 (with `Allow`) for a
-//! known route with the wrong method, 413 for a body over [`MAX_BODY`]. Request bodies are read
+//! known route with the wrong method, 413 for a body over [`MAX_BODY`], 408 for a request whose
+//! body and answer take longer than the deadline after its headers. The headers themselves
+//! must arrive within that deadline, and connections are capped in all and per client
+//! ([`DiscoveryConfig::limits`], served by [`crate::http::serve_router`]). Request bodies are read
 //! whatever their `Content-Type` and, like the reference's Go decoder, unknown fields and bytes
 //! after the first JSON value are ignored.
 
+use crate::http::ServeLimits;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -43,6 +47,10 @@ pub struct DiscoveryConfig {
     pub sweep_every: Duration,
     /// At most this many peers are registered; further new ones get 503 (default 10,000).
     pub max_peers: usize,
+    /// The HTTP server's header deadline and connection caps (default
+    /// [`ServeLimits::default`]); the header deadline bounds each request's body and answer
+    /// too (408).
+    pub limits: ServeLimits,
 }
 
 impl Default for DiscoveryConfig {
@@ -51,6 +59,7 @@ impl Default for DiscoveryConfig {
             cleanup_after: Duration::from_secs(10),
             sweep_every: Duration::from_secs(1),
             max_peers: 10_000,
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -368,6 +377,20 @@ pub async fn sweep_loop(registry: Arc<Registry>, every: Duration, shutdown: Canc
     }
 }
 
+/// 408 (JSON, like every error here) for a request whose body and answer are not complete
+/// within `deadline` after its headers.
+async fn request_deadline(
+    State(deadline): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Refusal::new(StatusCode::REQUEST_TIMEOUT, "request not complete in time")
+            .into_response(),
+    }
+}
+
 /// Serves discovery on `listener` until `shutdown` is cancelled, sweeping expired peers every
 /// `config.sweep_every`. Returns once in-flight requests have finished.
 pub async fn serve(
@@ -385,9 +408,14 @@ pub async fn serve(
         config.sweep_every,
         sweep_stop.clone(),
     ));
-    let result = axum::serve(listener, router(registry))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let deadline = config.limits.header_timeout;
+    let routes = router(registry).layer(axum::middleware::from_fn_with_state(
+        deadline,
+        request_deadline,
+    ));
+    let counters = Arc::default();
+    let result =
+        crate::http::serve_router(listener, routes, config.limits, counters, shutdown).await;
     sweep_stop.cancel();
     if let Err(e) = sweeper.await {
         tracing::warn!(error = %e, "discovery sweep task failed");
@@ -404,6 +432,7 @@ mod tests {
             cleanup_after: Duration::from_millis(500),
             sweep_every: Duration::from_millis(100),
             max_peers,
+            limits: ServeLimits::default(),
         }
     }
 

@@ -12,8 +12,13 @@
 //!
 //! Forwarded answers carry the node's status and body and an `x-tally-node` header naming
 //! the node. Every error is JSON `{"error": "…"}`: 400/413 for bad bodies, 404, 405, 503
-//! `no healthy node` (safe to retry: nothing was written), 502/504 when a node failed after a
-//! write was sent (the message says the outcome is unknown).
+//! `no healthy node` (safe to retry: no node was reached, nothing was written — the only 503 a
+//! write gets; a node's own 503 is never passed on for a write), 502/504 when a write's outcome
+//! is unknown (the message says the write may or may not have been applied; see below).
+//!
+//! A request whose headers are not complete within [`GatewayConfig::limits`]' deadline has its
+//! connection closed, and connections are capped in all and per client (served by
+//! [`crate::http::serve_router`]).
 //!
 //! ## Balancing, health, retries
 //!
@@ -23,12 +28,22 @@
 //! [`GatewayConfig::unhealthy_after`] failures in a row (requests or checks), and readmitted
 //! by the first health check it passes.
 //!
-//! A read is retried on the other healthy nodes. A **write is retried only when the
-//! connection could not be established** ([`reqwest::Error::is_connect`]: refused, connect
-//! timeout): then the node certainly never saw it. Once the request may have been sent — a
-//! timeout, a reset, a closed connection — it is never sent again: the answer is 504 or 502
-//! saying the write may or may not have been applied. A node's own answer (even 5xx) is passed
-//! on as it is. So the gateway can lose an *answer*, never add or drop a write.
+//! A read is retried on the other healthy nodes (after a transport error or a node's 5xx). A
+//! **write is retried only when the connection could not be established**
+//! ([`reqwest::Error::is_connect`]: refused, connect timeout): then the node certainly never
+//! saw it. Once the request may have been sent it is never sent again, and the answer is one of:
+//!
+//! - the node's own 2xx or 4xx answer but 408, passed on as it is: applied, or refused before
+//!   anything was written (bad amount, token, rate limit, overflow);
+//! - 502 when the node answered with a 5xx, or the connection failed (reset, closed): a node's
+//!   503 `not durable: …` is mostly a log failure after the write was prepared and its record
+//!   handed to the log (it may be on disk, and the node's next committed write counts it), and
+//!   no node 5xx guarantees that nothing was written;
+//! - 504 when the node answered 408 (its deadline expired while the write waited for its
+//!   commit, which may still happen) or gave no answer within [`GatewayConfig::request_timeout`].
+//!
+//! 502 and 504 say the write may or may not have been applied: read the counter before
+//! sending it again. So the gateway can lose an *answer*, never add or drop a write.
 //!
 //! ## Where the nodes come from
 //!
@@ -55,10 +70,15 @@ mod routes;
 
 pub use overview::parse_frames;
 
+use crate::http::ServeLimits;
 use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How long an idle pooled connection to a node is kept (5 s): half the nodes' default
+/// request deadline ([`crate::http::REQUEST_DEADLINE`]).
+const POOL_IDLE: Duration = Duration::from_secs(crate::http::REQUEST_DEADLINE.as_secs() / 2);
 
 /// Where the gateway finds its nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +112,9 @@ pub struct GatewayConfig {
     /// request to a node. Without it, a client's own `Authorization` header is passed on with
     /// its forwarded request, and health checks and `/cluster` go without one.
     pub node_token: Option<String>,
+    /// The gateway's own HTTP server: header deadline and connection caps (default
+    /// [`ServeLimits::default`]).
+    pub limits: ServeLimits,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -109,6 +132,7 @@ impl std::fmt::Debug for GatewayConfig {
                 "node_token",
                 &self.node_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -126,6 +150,7 @@ impl GatewayConfig {
             discovery_every: Duration::from_secs(2),
             max_idle_per_node: 256,
             node_token: None,
+            limits: ServeLimits::default(),
         }
     }
 }
@@ -135,7 +160,10 @@ fn build(config: GatewayConfig, telemetry: Telemetry) -> std::io::Result<proxy::
     let client = reqwest::Client::builder()
         .connect_timeout(config.connect_timeout)
         .pool_max_idle_per_host(config.max_idle_per_node)
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Below the nodes' header deadline (10 s by default), which also closes a keep-alive
+        // connection left idle that long: the gateway drops a pooled connection before a node
+        // does, so a write is never sent into a connection the node is closing.
+        .pool_idle_timeout(POOL_IDLE)
         .tcp_nodelay(true)
         .no_proxy()
         .build()
@@ -207,9 +235,10 @@ pub async fn serve_with_telemetry(
         let (healthy, total) = gateway.nodes.counts();
         tracing::info!(%addr, nodes = total, healthy, "gateway listening");
     }
-    let result = axum::serve(listener, routes::router(Arc::clone(&gateway)))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let routes = routes::router(Arc::clone(&gateway));
+    let limits = gateway.config.limits;
+    let result =
+        crate::http::serve_router(listener, routes, limits, Arc::default(), shutdown).await;
     loops.cancel();
     for task in tasks {
         if let Err(e) = task.await {

@@ -1,5 +1,6 @@
 //! Forwarding: reads go to the next healthy node and are retried on the others; writes are
-//! retried only when the connection to a node could not be made.
+//! retried only when the connection to a node could not be made, and a node's 5xx or 408
+//! answer to a write is reported as an unknown outcome (see [`write_outcome`]).
 
 use super::metrics::{ErrorKind, GatewayMetrics};
 use super::nodes::{NodeSet, Upstream};
@@ -62,6 +63,59 @@ pub fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What a write's answer says about the node's state, when the node answered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Applied (2xx) or refused before anything was written (4xx but 408: bad amount, token,
+    /// rate, overflow): the node's answer is passed on.
+    Known,
+    /// The node may have applied the write: a 5xx (the node's 503 `not durable: …` mostly
+    /// comes after the write was prepared and its record handed to the log, and the next
+    /// committed write counts it; its 503 `node is shut down` can come after that too, when a
+    /// commit is dropped) or a 408 (the node's deadline expired while the write waited for its
+    /// commit, which may still happen). The gateway answers with this status instead.
+    Unknown(StatusCode),
+}
+
+/// Classifies a node's answer to a write: a 5xx becomes 502, a 408 becomes 504 (both saying
+/// the outcome is unknown); anything else is the node's definite answer. No node answer
+/// guarantees that nothing was written while carrying a 5xx: the node gives its 503 both
+/// before and after the write is prepared, so every 5xx is treated as possibly applied.
+pub fn write_outcome(status: StatusCode) -> WriteOutcome {
+    if status == StatusCode::REQUEST_TIMEOUT {
+        WriteOutcome::Unknown(StatusCode::GATEWAY_TIMEOUT)
+    } else if status.is_server_error() {
+        WriteOutcome::Unknown(StatusCode::BAD_GATEWAY)
+    } else {
+        WriteOutcome::Known
+    }
+}
+
+/// The text of a node's error answer: its `error` field, else the body; at most 200 chars.
+fn node_error_text(body: &[u8]) -> String {
+    let raw = || String::from_utf8_lossy(body.get(..800).unwrap_or(body)).into_owned();
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => match map.get("error") {
+            Some(serde_json::Value::String(e)) => e.clone(),
+            _ => raw(),
+        },
+        _ => raw(),
+    };
+    text.chars().take(200).collect()
+}
+
+/// The gateway's answer to a write whose outcome is unknown: `status` (502 or 504) with a
+/// message naming what happened, saying the write may or may not have been applied.
+fn unknown_outcome(status: StatusCode, what: &str) -> ApiError {
+    ApiError::new(
+        status,
+        format!(
+            "{what}; the write may or may not have been applied (not retried, to avoid \
+             counting it twice)"
+        ),
+    )
 }
 
 /// 503 `{"error": "no healthy node"}`.
@@ -238,8 +292,9 @@ impl Gateway {
 
     /// `POST path` with `{"by": by}` on the next healthy node. Sent to another node only when
     /// the connection could not be made (nothing reached the node); once a request may have
-    /// been sent, the node's answer — or 504/502 saying the outcome is unknown — is final, so a
-    /// write is never applied twice.
+    /// been sent, the answer is final, so a write is never applied twice: the node's own
+    /// answer when it is definite ([`WriteOutcome::Known`]), else 502/504 saying the outcome
+    /// is unknown (a node's 5xx or 408, a timeout, a broken connection).
     pub async fn write(
         &self,
         route: &'static str,
@@ -270,19 +325,29 @@ impl Gateway {
                 )
                 .await;
             match result {
-                Ok((status, body, took)) => {
-                    if status.is_server_error() {
-                        self.node_failed(node, &format!("HTTP {status}"), false, false);
-                    } else {
+                Ok((status, body, took)) => match write_outcome(status) {
+                    WriteOutcome::Known => {
                         let json = serde_json::from_slice::<serde_json::Value>(&body).ok();
                         node.succeeded(took, json.as_ref(), false);
+                        return Ok(Answer {
+                            status,
+                            body,
+                            node: node.url.clone(),
+                        });
                     }
-                    return Ok(Answer {
-                        status,
-                        body,
-                        node: node.url.clone(),
-                    });
-                }
+                    WriteOutcome::Unknown(answer) => {
+                        let error = node_error_text(&body);
+                        self.node_failed(node, &format!("HTTP {status}: {error}"), false, false);
+                        return Err(unknown_outcome(
+                            answer,
+                            &format!(
+                                "node {} answered HTTP {} ({error}) after the request was sent",
+                                node.url,
+                                status.as_u16()
+                            ),
+                        ));
+                    }
+                },
                 Err(failure) if failure.kind == ErrorKind::Connect => {
                     self.node_failed(node, &failure.message, true, false);
                     refused.push(format!("{}: {}", node.url, failure.message));
@@ -303,13 +368,9 @@ impl Gateway {
                             format!("connection to node {} failed", node.url),
                         )
                     };
-                    return Err(ApiError::new(
+                    return Err(unknown_outcome(
                         status,
-                        format!(
-                            "{what} after the request was sent; the write may or may not have \
-                             been applied (not retried, to avoid counting it twice): {}",
-                            failure.message
-                        ),
+                        &format!("{what} after the request was sent: {}", failure.message),
                     ));
                 }
             }
@@ -323,3 +384,28 @@ impl Gateway {
 
 /// A handle to the gateway state, cloned into every task.
 pub type GatewayHandle = Arc<Gateway>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_answered_5xx_or_408_has_an_unknown_outcome() {
+        let code = |c: u16| StatusCode::from_u16(c).unwrap_or(StatusCode::OK);
+        for (node, gateway) in [(503, 502), (500, 502), (504, 502), (408, 504)] {
+            assert_eq!(
+                write_outcome(code(node)),
+                WriteOutcome::Unknown(code(gateway)),
+                "{node}"
+            );
+        }
+        for node in [200, 400, 401, 409, 413, 429] {
+            assert_eq!(write_outcome(code(node)), WriteOutcome::Known, "{node}");
+        }
+        assert_eq!(
+            node_error_text(br#"{"error": "not durable: disk"}"#),
+            "not durable: disk"
+        );
+        assert_eq!(node_error_text(&[b'x'; 5000]).len(), 200);
+    }
+}

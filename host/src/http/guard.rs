@@ -26,7 +26,9 @@ pub struct ApiOptions {
     /// Requests per second allowed per client address (burst: one second's worth); `None`:
     /// no limit.
     pub rate_per_client: Option<u32>,
-    /// A request (headers and body) must complete within this, or gets 408.
+    /// The request deadline (default [`super::REQUEST_DEADLINE`]): a request's headers must
+    /// be complete within it, or the connection is closed; then its body and answer within it
+    /// again, or it gets 408.
     pub request_timeout: Duration,
 }
 
@@ -36,18 +38,20 @@ impl Default for ApiOptions {
             token: None,
             protect_reads: false,
             rate_per_client: None,
-            request_timeout: Duration::from_secs(10),
+            request_timeout: super::REQUEST_DEADLINE,
         }
     }
 }
 
-/// Counters of refused requests.
+/// Counters of refused requests and connections.
 #[derive(Debug, Default)]
 pub struct GuardCounters {
     /// Requests refused for a missing or wrong token.
     pub unauthorized: AtomicU64,
     /// Requests refused by the rate limit.
     pub rate_limited: AtomicU64,
+    /// Connections refused over a cap, or cut for slow headers (see [`super::serve`]).
+    pub connections: Arc<super::ConnectionCounters>,
 }
 
 /// The middleware's state.

@@ -63,6 +63,13 @@ pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
             .absolute(g.unauthorized.load(Ordering::Relaxed));
         counter!("tally_http_refused_total", "reason" => "rate_limited")
             .absolute(g.rate_limited.load(Ordering::Relaxed));
+        let c = &g.connections;
+        counter!("tally_http_refused_total", "reason" => "connections_limited")
+            .absolute(c.connections_limited.load(Ordering::Relaxed));
+        counter!("tally_http_refused_total", "reason" => "client_connections_limited")
+            .absolute(c.client_connections_limited.load(Ordering::Relaxed));
+        counter!("tally_http_refused_total", "reason" => "header_timeout")
+            .absolute(c.header_timeouts.load(Ordering::Relaxed));
         if let Some(wal) = &app.wal {
             let w = wal.stats();
             counter!("tally_wal_records_total").absolute(w.records);

@@ -12,19 +12,27 @@
 //! Bad input (zero, negative, non-integer or oversized `by`, bad JSON, unknown route, wrong
 //! method, a body over 4 KiB) gets a 4xx and `{"error": "..."}`, and changes nothing. With a
 //! token, writes (and optionally reads) without `Authorization: Bearer TOKEN` get 401; a client
-//! over its request rate gets 429; a request not complete within the deadline gets 408.
+//! over its request rate gets 429; a request whose headers are not complete within the deadline
+//! has its connection closed, and one whose body and answer are not complete within it again
+//! gets 408. Connections are capped in all and per client ([`ServeLimits`]; [`serve_router`]
+//! serves all three HTTP services: this API, the gateway and discovery).
 
 mod amount;
 mod api;
 mod error;
 mod guard;
 mod metrics;
+mod server;
 
 pub use amount::{parse_by, MAX_BY};
 pub use api::NodeApi;
 pub use error::ApiError;
 pub use guard::{ApiOptions, Guard, GuardCounters};
 pub use metrics::WalMetrics;
+pub use server::{
+    serve as serve_router, ConnectionCounters, ServeLimits, MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_CLIENT, REQUEST_DEADLINE, SHUTDOWN_GRACE,
+};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -69,16 +77,20 @@ fn guard_timeout(guard: &Guard) -> std::time::Duration {
     guard.request_timeout()
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
+/// Serves the node API's `router` on `listener` until `shutdown` is cancelled: each request's
+/// headers within `guard`'s request deadline, connections within the default caps
+/// ([`ServeLimits::default`]), refusals counted in `guard.counters.connections`. Returns once
+/// in-flight requests have finished (at most [`SHUTDOWN_GRACE`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    guard: Arc<Guard>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
+    let limits = ServeLimits {
+        header_timeout: guard.request_timeout(),
+        ..ServeLimits::default()
+    };
+    let counters = Arc::clone(&guard.counters.connections);
+    server::serve(listener, router, limits, counters, shutdown).await
 }
