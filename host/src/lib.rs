@@ -27,6 +27,7 @@
 //! are behind the `dev-tools` feature.
 
 mod bench;
+pub mod chaos;
 pub mod cli;
 mod dashboard;
 #[cfg(feature = "dev-tools")]

@@ -45,6 +45,10 @@ pub enum Command {
     Demo,
     /// Measure HTTP write throughput and cluster agreement time.
     Bench(BenchArgs),
+    /// Fault injection: local nodes in network namespaces under a seeded nemesis (root), or
+    /// clients and checker alone against `--urls`; checks the final value against the
+    /// history.
+    Chaos(ChaosArgs),
     /// Simulate N real engines on virtual time over a lossy network (deterministic per seed).
     #[cfg(feature = "dev-tools")]
     Sim(SimArgs),
@@ -114,6 +118,64 @@ pub struct SimArgs {
     /// Draw the fraction of converged nodes per round into this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+/// `tally chaos`.
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// Local nodes, each in a network namespace of its own (needs root, ip(8), iptables).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Existing nodes instead (`http://host:port`, comma-separated): clients and checker
+    /// only, no nemesis, no root.
+    #[arg(long, value_delimiter = ',')]
+    pub urls: Vec<String>,
+    /// How long the clients write.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Length of each fault.
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    pub fault: Duration,
+    /// Healthy time between faults.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub heal: Duration,
+    /// The nemesis' seed (default: from the clock; printed either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The faults to draw from.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "partition,isolate,bridge,kill,isolate-kill,loss"
+    )]
+    pub faults: Vec<crate::chaos::nemesis::Kind>,
+    /// Clients per node.
+    #[arg(long, default_value_t = 2)]
+    pub clients: usize,
+    /// Client request timeout.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Pause between two writes of one client.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    pub pause: Duration,
+    /// The local nodes' gossip interval.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub sync_interval: Duration,
+    /// How long the nodes may take to agree after the last phase.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub agree_within: Duration,
+    /// Restart killed nodes on an emptied data directory: a broken operator, to show that
+    /// the checker sees the writes it loses.
+    #[arg(long)]
+    pub wipe_on_restart: bool,
+    /// Add the TAP board node (this `tally-tap-node` binary, from firmware/linux-tap) as one
+    /// more participant, written to through its buttons (needs dnsmasq).
+    #[arg(long)]
+    pub board: Option<PathBuf>,
+    /// Print the report as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tally bench`.
@@ -296,6 +358,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             };
         }
+        Command::Chaos(args) => return chaos(args),
         #[cfg(feature = "dev-tools")]
         Command::Sim(args) => return report(simulate::run(args)),
         #[cfg(feature = "dev-tools")]
@@ -323,6 +386,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Dec(args) => client::write(args, client::CounterOp::Decrement).await,
             #[cfg(feature = "dev-tools")]
             Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
+            Command::Chaos(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");
                 match crate::bench::run(&args.concurrency, args.duration, args.node, args.durable)
@@ -344,6 +408,63 @@ fn report(r: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tally chaos`: runs the harness, prints the report; fails when the checker does.
+fn chaos(args: ChaosArgs) -> ExitCode {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = crate::chaos::Options {
+        nodes: args.nodes,
+        urls: args.urls,
+        duration: args.duration,
+        fault: args.fault,
+        heal: args.heal,
+        seed,
+        kinds: args.faults,
+        clients: args.clients,
+        client: crate::chaos::client::ClientConfig {
+            timeout: args.timeout,
+            pause: args.pause,
+        },
+        sync_interval: args.sync_interval,
+        agree_within: args.agree_within,
+        wipe_on_restart: args.wipe_on_restart,
+        exe,
+        dir: std::env::temp_dir().join(format!("tally-chaos-{}", std::process::id())),
+        board: args.board,
+    };
+    eprintln!("chaos: seed {seed}");
+    match crate::chaos::run(&opts) {
+        Ok(r) => {
+            println!("{r}");
+            if args.json {
+                match serde_json::to_string(&r) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+            }
+            if r.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#} (seed {seed})");
             ExitCode::FAILURE
         }
     }
