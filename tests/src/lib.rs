@@ -16,6 +16,16 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The body of `GET url` as text. Panics when there is none: tests only.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let answer = client.get(url).send().await;
+    let answer = answer.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    answer
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 /// Decodes hex (whitespace ignored). Panics on bad hex: test fixtures only.
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

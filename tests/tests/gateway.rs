@@ -919,14 +919,7 @@ fn assert_applied_at_most_once(writes: &[Write], url: &str, local: u64) {
 
 /// The gateway's `tally_gateway_retries_total` series, if any.
 async fn retries(gw: &Gateway) -> Vec<String> {
-    let text = client()
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = tally_tests::get_text(&client(), &gw.url("/metrics")).await;
     text.lines()
         .filter(|l| l.starts_with("tally_gateway_retries_total{"))
         .map(str::to_string)

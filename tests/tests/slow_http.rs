@@ -267,14 +267,7 @@ async fn node_cuts_slow_headers() {
     let node = server.node.as_ref().unwrap();
     let cut = &node.guard.counters.connections.header_timeouts;
     assert!(cut.load(Ordering::Relaxed) >= 2, "{cut:?}");
-    let metrics = client()
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = tally_tests::get_text(&client(), &format!("{}/metrics", node.url())).await;
     let line = metrics
         .lines()
         .find(|l| l.contains(r#"reason="header_timeout""#))
@@ -439,14 +432,7 @@ async fn node_caps_one_clients_connections() {
         .local_address(std::net::IpAddr::from(B))
         .build()
         .unwrap();
-    let metrics = from_b
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = tally_tests::get_text(&from_b, &format!("{}/metrics", node.url())).await;
     assert!(
         metrics
             .lines()
