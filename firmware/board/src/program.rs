@@ -55,40 +55,11 @@ pub type Cells<F, M, const N: usize, const P: usize, const L: usize, const A: us
     &'static StaticCell<State<M, N, P, L, A>>,
 );
 
-/// Runs the board program on `stack` (see the module docs); never returns. When the node
-/// cannot be built at all (a bad name or settings) it stops feeding the watchdog, which
-/// resets the board.
+/// Runs the board program on `stack` (see the module docs); never returns. `started` is
+/// handed the node's handle once it exists, before anything runs (the TAP node answers its
+/// test's questions through it; a firmware passes `|_| ()`). When the node cannot be built at
+/// all (a bad name or settings) it stops feeding the watchdog, which resets the board.
 pub async fn run<F, M, I, K, W, R, const N: usize, const P: usize, const L: usize, const A: usize>(
-    stack: Stack<'static>,
-    cells: Cells<F, M, N, P, L, A>,
-    settings: &Settings<'_>,
-    board: Board<F, I, K, W, R>,
-) -> !
-where
-    F: NorFlash + 'static,
-    M: RawMutex + 'static,
-    I: Wait + InputPin,
-    K: Link + Led,
-    W: Watchdog,
-    R: rand_core::RngCore,
-{
-    run_with(stack, cells, settings, board, |_| ()).await
-}
-
-/// [`run`], handing `started` the node's handle once it exists (before anything runs): the
-/// TAP node answers its test's questions through it.
-pub async fn run_with<
-    F,
-    M,
-    I,
-    K,
-    W,
-    R,
-    const N: usize,
-    const P: usize,
-    const L: usize,
-    const A: usize,
->(
     stack: Stack<'static>,
     cells: Cells<F, M, N, P, L, A>,
     settings: &Settings<'_>,

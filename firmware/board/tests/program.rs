@@ -183,7 +183,7 @@ fn run_board(
         watchdog: Dog(feeds),
         rng: Lcg(5),
     };
-    let program = program::run(stack, cells, &settings, board);
+    let program = program::run(stack, cells, &settings, board, |_| ());
     match block_on(select(program, script)) {
         Either::First(never) => match never {},
         Either::Second(()) => {}

@@ -234,7 +234,7 @@ async fn main(spawner: Spawner) {
         watchdog,
         rng,
     };
-    program::run(stack, (&STORE, &STATE), &settings, board).await
+    program::run(stack, (&STORE, &STATE), &settings, board, |_| ()).await
 }
 
 fn spawn<S>(

@@ -451,7 +451,7 @@ async fn main(spawner: Spawner) {
         watchdog,
         rng: Rng(seed()),
     };
-    program::run_with(stack, (&STORE, &STATE), &settings, board, |node| {
+    program::run(stack, (&STORE, &STATE), &settings, board, |node| {
         say(&format!("ready {}", node.id().as_str()));
         if let Ok(t) = commands_task(node) {
             spawner.spawn(t);

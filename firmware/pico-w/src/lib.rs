@@ -14,9 +14,9 @@ use embassy_rp::peripherals::{FLASH, WATCHDOG};
 use embassy_rp::Peri;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use static_cell::StaticCell;
+use tally_board::node;
 use tally_board::persist::Store;
 use tally_board::settings::{self, BuildKey};
-use tally_board::node;
 
 /// The gossip port (spec default).
 pub const PORT: u16 = 9000;
@@ -168,5 +168,5 @@ pub async fn run(
         watchdog,
         rng: RoscRng,
     };
-    tally_board::program::run(stack, (&STORE, &STATE), &settings, board).await
+    tally_board::program::run(stack, (&STORE, &STATE), &settings, board, |_| ()).await
 }

@@ -147,5 +147,14 @@ async fn main(spawner: Spawner) {
         Input::new(p.PIN_15, Pull::Up),
     );
     let radio = Radio { control, stack };
-    app::run(stack, flash, &name, app::pico_w_engine(), buttons, radio, watchdog).await
+    app::run(
+        stack,
+        flash,
+        &name,
+        app::pico_w_engine(),
+        buttons,
+        radio,
+        watchdog,
+    )
+    .await
 }

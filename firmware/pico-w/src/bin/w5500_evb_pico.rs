@@ -123,5 +123,14 @@ async fn main(spawner: Spawner) {
     );
     let led = PinLed(Output::new(p.PIN_25, Level::Low));
     let link = tally_board::supervise::StackLink { led, stack };
-    app::run(stack, flash, &name, app::w5500_engine(), buttons, link, watchdog).await
+    app::run(
+        stack,
+        flash,
+        &name,
+        app::w5500_engine(),
+        buttons,
+        link,
+        watchdog,
+    )
+    .await
 }
