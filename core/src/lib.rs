@@ -77,6 +77,7 @@ pub mod counter;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod ext;
 pub mod frame;
 pub mod id;
 pub mod message;

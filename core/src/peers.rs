@@ -1,11 +1,16 @@
 //! [`PeerTable`]: who this node gossips with, and whether they seem alive (spec §6).
 //!
 //! A peer is known by its gossip address. It comes from static configuration, from discovery,
-//! or from the header of a valid frame it sent. Consecutive send failures (`max_fails`) or
-//! silence (`failure_timeout`) make it *down*: it is no longer chosen for gossip, only probed
-//! now and then; any valid frame from it, or a delivery to it, readmits it. A non-static peer
-//! down for `prune_after` is removed.
+//! or from the header of a valid frame it sent. Consecutive send failures (`max_fails`) or a
+//! DigestPull left unanswered for `failure_timeout` make it *down*: it is no longer chosen for
+//! gossip, only probed now and then; any valid frame from it, or a delivery to it, readmits it.
+//! A non-static peer down for `prune_after` is removed.
+//!
+//! Silence alone never makes a peer down: an idle cluster sends little (its rounds back off),
+//! so liveness is carried by the outcome of what we do send — a delivery, a failed connect, an
+//! answered or unanswered DigestPull.
 
+use crate::ext::Caps;
 use crate::id::NodeId;
 use crate::slots::{CapacityExceeded, Slots};
 use crate::time::{Duration, Instant, Stamp};
@@ -52,12 +57,10 @@ pub struct Peer<const L: usize> {
     pub source: PeerSource,
     /// Consecutive send failures.
     pub fails: u8,
-    /// Last contact: a valid frame from it or a delivery to it (or when it was added).
-    pub last_contact: Instant,
     /// Last valid frame received from it, if any.
-    pub last_heard: Option<Instant>,
+    pub last_heard: Stamp,
     /// When it went down, if it is down.
-    pub down_since: Option<Instant>,
+    pub down_since: Stamp,
     /// Our counter version this peer is known to hold (0: unknown). See [`crate::Engine`].
     pub known: u32,
     /// When `known` was last confirmed.
@@ -75,6 +78,15 @@ pub struct Peer<const L: usize> {
     /// When we last pushed back after one of its Pushes (at most once per sync interval, so
     /// two nodes whose states exceed one frame cannot bounce partial Pushes forever).
     pub last_push_back: Stamp,
+    /// Its capabilities, once a hello from it told us (`None`: a reference peer, or not yet
+    /// known — it gets the reference protocol only).
+    pub caps: Option<Caps>,
+    /// When we last sent it our hello (none yet: one is due).
+    pub hello_sent: Stamp,
+    /// When we last sent it any frame.
+    pub last_sent: Stamp,
+    /// Since when a DigestPull of ours has waited for any frame from it (none: nothing asked).
+    pub awaiting: Stamp,
     /// Replies sent to it in the current window (rate limit) …
     pub replies: u8,
     /// … which started then.
@@ -82,9 +94,14 @@ pub struct Peer<const L: usize> {
 }
 
 impl<const L: usize> Peer<L> {
+    /// Whether it announced every capability of `caps`.
+    pub fn speaks(&self, caps: Caps) -> bool {
+        self.caps.is_some_and(|c| c.contains(caps))
+    }
+
     /// Its current state.
     pub fn state(&self) -> PeerState {
-        if self.down_since.is_some() {
+        if self.down_since.get().is_some() {
             PeerState::Down
         } else {
             PeerState::Alive
@@ -98,7 +115,7 @@ impl<const L: usize> Peer<L> {
 pub struct Detector {
     /// Consecutive send failures that make a peer down (default 5).
     pub max_fails: u8,
-    /// Silence that makes a peer down (default 30 s).
+    /// How long a DigestPull may go unanswered before the peer is down (default 30 s).
     pub failure_timeout: Duration,
     /// How long a non-static peer stays down before it is removed (default 60 s).
     pub prune_after: Duration,
@@ -200,9 +217,8 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
                 addr,
                 source,
                 fails: 0,
-                last_contact: now,
-                last_heard: None,
-                down_since: None,
+                last_heard: Stamp::NONE,
+                down_since: Stamp::NONE,
                 known: 0,
                 known_at: now,
                 pull_digest: 0,
@@ -211,6 +227,10 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
                 sent_version: 0,
                 sent_base: 0,
                 last_push_back: Stamp::NONE,
+                caps: None,
+                hello_sent: Stamp::NONE,
+                last_sent: Stamp::NONE,
+                awaiting: Stamp::NONE,
                 replies: 0,
                 replies_since: now,
             },
@@ -227,12 +247,12 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
     }
 
     /// A valid frame came from `addr`: adds it as a sender if new and marks it heard, with one
-    /// search. Returns its slot and whether it was added.
+    /// search. Returns its slot, whether it was added, and whether it came back from down.
     pub(crate) fn touch_sender(
         &mut self,
         addr: NodeId<L>,
         now: Instant,
-    ) -> Result<(usize, bool), CapacityExceeded> {
+    ) -> Result<(usize, bool, bool), CapacityExceeded> {
         let (i, added) = match self.search(addr.as_str()) {
             Ok(i) => (i, false),
             Err(at) => {
@@ -240,11 +260,13 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
                 (at, true)
             }
         };
+        let mut revived = false;
         if let Some(p) = self.peers.as_mut_slice().get_mut(i) {
-            p.last_heard = Some(now);
-            Self::revive(p, now);
+            p.last_heard = Stamp::at(now);
+            p.awaiting = Stamp::NONE;
+            revived = Self::revive(p);
         }
-        Ok((i, added))
+        Ok((i, added, revived))
     }
 
     /// The peer in slot `i` (slots are stable until the table changes).
@@ -261,30 +283,36 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
     pub fn heard_from(&mut self, addr: &str, now: Instant) -> bool {
         match self.get_mut(addr) {
             Some(p) => {
-                p.last_heard = Some(now);
-                Self::revive(p, now)
+                p.last_heard = Stamp::at(now);
+                p.awaiting = Stamp::NONE;
+                Self::revive(p)
             }
             None => false,
         }
     }
 
     /// A frame was delivered to `addr`. Returns true when it was down.
-    pub fn delivered(&mut self, addr: &str, now: Instant) -> bool {
+    pub fn delivered(&mut self, addr: &str) -> bool {
         match self.get_mut(addr) {
-            Some(p) => Self::revive(p, now),
+            Some(p) => Self::revive(p),
             None => false,
         }
     }
 
-    fn revive(p: &mut Peer<L>, now: Instant) -> bool {
+    fn revive(p: &mut Peer<L>) -> bool {
         p.fails = 0;
-        p.last_contact = now;
-        let was_down = p.down_since.take().is_some();
+        let was_down = core::mem::replace(&mut p.down_since, Stamp::NONE)
+            .get()
+            .is_some();
         if was_down {
             // It may have lost state while it was away: forget what we knew it held.
             p.known = 0;
             p.pull_version = 0;
             p.sent_version = 0;
+            // Another program may answer at that address now: ask again what it speaks.
+            p.caps = None;
+            p.hello_sent = Stamp::NONE;
+            p.awaiting = Stamp::NONE;
         }
         was_down
     }
@@ -294,8 +322,8 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         match self.get_mut(addr) {
             Some(p) => {
                 p.fails = p.fails.saturating_add(1);
-                if p.fails >= d.max_fails && p.down_since.is_none() {
-                    p.down_since = Some(now);
+                if p.fails >= d.max_fails && p.down_since.get().is_none() {
+                    p.down_since = Stamp::at(now);
                     return true;
                 }
                 false
@@ -304,12 +332,17 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         }
     }
 
-    /// Applies the silence timeout and prunes long-down peers. Returns (went down, pruned).
+    /// Applies the unanswered-pull timeout and prunes long-down peers. Returns (went down,
+    /// pruned).
     pub fn sweep(&mut self, now: Instant, d: &Detector) -> (usize, usize) {
         let mut downed = 0;
         for p in self.peers.as_mut_slice() {
-            if p.down_since.is_none() && now - p.last_contact > d.failure_timeout {
-                p.down_since = Some(now);
+            let unanswered = p
+                .awaiting
+                .get()
+                .is_some_and(|t| now - t > d.failure_timeout);
+            if p.down_since.get().is_none() && unanswered {
+                p.down_since = Stamp::at(now);
                 downed += 1;
             }
         }
@@ -317,7 +350,7 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         let mut i = 0;
         while let Some(p) = self.peers.as_slice().get(i) {
             let expired = p.source != PeerSource::Static
-                && p.down_since.is_some_and(|t| now - t > d.prune_after);
+                && p.down_since.get().is_some_and(|t| now - t > d.prune_after);
             if expired {
                 self.peers.remove(i);
                 pruned += 1;
@@ -340,11 +373,22 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         state: PeerState,
         k: usize,
         rng: &mut impl rand_core::RngCore,
+        f: impl FnMut(NodeId<L>),
+    ) {
+        self.choose_where(k, rng, |p| p.state() == state, f);
+    }
+
+    /// Chooses up to `k` distinct peers for which `pick` holds, uniformly at random.
+    pub fn choose_where(
+        &self,
+        k: usize,
+        rng: &mut impl rand_core::RngCore,
+        pick: impl Fn(&Peer<L>) -> bool,
         mut f: impl FnMut(NodeId<L>),
     ) {
-        let mut left = self.count(state);
+        let mut left = self.iter().filter(|p| pick(p)).count();
         let mut need = k.min(left);
-        for p in self.iter().filter(|p| p.state() == state) {
+        for p in self.iter().filter(|p| pick(p)) {
             if need == 0 {
                 break;
             }
@@ -388,17 +432,25 @@ mod tests {
     }
 
     #[test]
-    fn silence_and_pruning() {
+    fn unanswered_pulls_and_pruning() {
         let d = Detector::default();
         let mut t = T::default();
         t.add(a("s:1"), PeerSource::Static, Instant::ZERO).unwrap();
         t.add(a("d:1"), PeerSource::Discovered, Instant::ZERO)
             .unwrap();
+        t.add(a("q:1"), PeerSource::Discovered, Instant::ZERO)
+            .unwrap();
+        for p in ["s:1", "d:1"] {
+            t.get_mut(p).unwrap().awaiting = Stamp::at(Instant::ZERO);
+        }
         let later = Instant::ZERO + Duration::from_secs(31);
+        // Silence alone (q:1, never asked) does not make a peer down.
         assert_eq!(t.sweep(later, &d), (2, 0));
+        assert_eq!(t.get("q:1").unwrap().state(), PeerState::Alive);
         let much_later = later + Duration::from_secs(61);
         assert_eq!(t.sweep(much_later, &d), (0, 1));
         assert!(t.get("s:1").is_some() && t.get("d:1").is_none());
+        assert!(t.get("q:1").is_some());
     }
 
     #[test]

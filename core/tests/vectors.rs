@@ -12,7 +12,7 @@ use common::{engine, fixture, hex};
 use core::hash::Hasher;
 use tally_core::digest::digest;
 use tally_core::frame::{self, split_header};
-use tally_core::{Instant, Message, MessageLimits, PeerSource};
+use tally_core::{Instant, Message, MessageLimits, MessageType, PeerSource};
 
 /// State (a): node 9000 with inc {9000: 3, 9001: 1}, dec {9000: 1}.
 fn state_a() -> common::TestEngine {
@@ -80,7 +80,11 @@ fn engine_writes_pull_b_and_ack_c() {
     let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
     b.handle_timeout(Instant::from_millis(2_000), &mut rng);
     let mut buf = [0u8; 4096];
+    // Its hello (a DigestAck, `EXTENSIONS.md` §2) comes first; then the round's DigestPull.
+    let hello = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    assert_eq!(hello.message, MessageType::DigestAck);
     let t = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    assert_eq!(t.message, MessageType::DigestPull);
     let (_, frame) = split_header(&buf[..t.len]).unwrap();
     assert_eq!(frame, &fixture("b_digest_pull.hex")[..]);
 
@@ -109,4 +113,39 @@ fn decodes_the_compact_forms_of_e() {
     let m = Message::parse(&pull, &MessageLimits::MCU).unwrap();
     assert!(matches!(m, Message::DigestPull { id: "x", digest: 7 }));
     assert_eq!(hex("0a ff"), [0x0a, 0xff]);
+}
+
+/// `docs/EXTENSIONS.md` §2: the hello and its answer, byte for byte — each a reference
+/// DigestAck (47 bytes, the layout of vector (c)).
+#[test]
+fn hello_and_its_answer_are_the_documented_bytes() {
+    let hello = hex("0085a174cc03a26964ae3132372e302e302e313a39303030a3696e63c0a3646563c0a3646967cf54616c6c79010001");
+    let answer = hex("0085a174cc03a26964ae3132372e302e302e313a39303031a3696e63c0a3646563c0a3646967cf54616c6c79018001");
+    let mut a = engine("127.0.0.1:9000");
+    a.add_peer("127.0.0.1:9001", PeerSource::Static, Instant::ZERO)
+        .unwrap();
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
+    a.handle_timeout(Instant::ZERO, &mut rng);
+    let mut buf = [0u8; 4096];
+    let t = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let (from, frame) = split_header(&buf[..t.len]).unwrap();
+    assert_eq!((from, frame), ("127.0.0.1:9000", &hello[..]));
+
+    let mut b = engine("127.0.0.1:9001");
+    b.handle(Instant::ZERO, "127.0.0.1:9000", &hello).unwrap();
+    assert_eq!(
+        b.peers().get("127.0.0.1:9000").unwrap().caps,
+        Some(tally_core::ext::Caps::QUIET)
+    );
+    let t = b.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let (_, frame) = split_header(&buf[..t.len]).unwrap();
+    assert_eq!(frame, &answer[..]);
+    // The answer is not answered again.
+    a.handle(Instant::ZERO, "127.0.0.1:9001", &answer).unwrap();
+    assert!(a.poll_transmit(Instant::ZERO, &mut buf).is_none());
+    assert!(a
+        .peers()
+        .get("127.0.0.1:9001")
+        .unwrap()
+        .speaks(tally_core::ext::Caps::QUIET));
 }

@@ -35,19 +35,25 @@ fn send_raw(node: &Node, payload: &[u8]) {
     s.shutdown(Shutdown::Write).unwrap();
 }
 
-/// Accepts one connection on `listener` and returns the parsed message type and payload.
+/// Accepts connections on `listener` until one carries something other than the node's
+/// hello (`EXTENSIONS.md` §2, sent to every new peer); returns its message type and payload.
 fn receive(listener: &TcpListener) -> (MessageType, Vec<u8>) {
     listener.set_nonblocking(false).unwrap();
-    let (mut s, _) = listener.accept().unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let (_, frame) = split_header(&buf).unwrap();
-    let body = tally_core::frame::decode(frame, &tally_core::FrameLimits::HOST).unwrap();
-    let t = Message::parse(body.bytes(), &MessageLimits::HOST)
-        .unwrap()
-        .message_type();
-    (t, buf)
+    loop {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        let (_, frame) = split_header(&buf).unwrap();
+        let body = tally_core::frame::decode(frame, &tally_core::FrameLimits::HOST).unwrap();
+        let m = Message::parse(body.bytes(), &MessageLimits::HOST).unwrap();
+        if let Message::DigestAck { digest, .. } = m {
+            if tally_core::ext::Hello::from_digest(digest).is_some() {
+                continue;
+            }
+        }
+        return (m.message_type(), buf);
+    }
 }
 
 #[test]

@@ -53,39 +53,57 @@ fn one_update_spreads_in_about_log_n_rounds() {
     }
 }
 
-#[test]
-fn an_idle_cluster_sends_only_digests() {
+/// Digest frames per node per round over `rounds` idle rounds of a converged 50-node cluster.
+fn idle_digests(config: Config, rounds: u64) -> (Network, f64) {
     let n = 50;
-    let config = Config::host().with_sync_interval(Duration::from_millis(200));
     let mut net = Network::new(n, config, NetConfig::default(), Topology::Random(6), 4);
     net.increment(7, 3);
     let deadline = Instant::from_millis(60_000);
     let at = net
         .run_until_converged(Duration::from_millis(200), deadline)
         .unwrap();
-    // Let every pair confirm what the other holds, then measure 50 idle rounds.
-    net.run_until(at + Duration::from_secs(10));
+    // Let every pair confirm what the other holds (and the intervals grow), then measure.
+    net.run_until(at + Duration::from_secs(60));
     let before = net.stats().clone();
-    let rounds = 50u64;
     net.run_until(net.now() + Duration::from_millis(200 * rounds));
     let after = net.stats();
     let d = |t: MessageType| after.sent[t.index()] - before.sent[t.index()];
-    let b = |t: MessageType| after.bytes[t.index()] - before.bytes[t.index()];
     assert_eq!(d(MessageType::Push), 0, "no Push in an idle cluster");
-    let per_node_round = |x: u64| x as f64 / (n as f64 * rounds as f64);
-    let pulls = per_node_round(d(MessageType::DigestPull));
-    let acks = per_node_round(d(MessageType::DigestAck));
+    let digests = d(MessageType::DigestPull) + d(MessageType::DigestAck);
+    (net, digests as f64 / (n as f64 * rounds as f64))
+}
+
+#[test]
+fn an_idle_cluster_backs_off_and_a_change_resets_it() {
+    let round = Duration::from_millis(200);
+    let fixed = Config::host().with_sync_interval(round).fixed_rounds();
+    let (_, fixed_rate) = idle_digests(fixed, 200);
+    // Fixed rounds (the reference): a Pull and its Ack to two peers, per node per round.
+    assert!((3.5..=4.1).contains(&fixed_rate), "fixed {fixed_rate}");
+    let adaptive = Config::host().with_sync_interval(round);
+    let (mut net, rate) = idle_digests(adaptive, 200);
+    // Intervals of up to 64 rounds: about 4 frames per 64 rounds.
     assert!(
-        pulls <= 2.0 + 1e-9 && acks <= 2.05,
-        "pulls {pulls}, acks {acks}"
+        rate <= fixed_rate / 16.0,
+        "adaptive {rate} vs fixed {fixed_rate}"
     );
-    let pull_size = b(MessageType::DigestPull) / d(MessageType::DigestPull);
-    let ack_size = b(MessageType::DigestAck) / d(MessageType::DigestAck);
-    let bytes = per_node_round(b(MessageType::DigestPull) + b(MessageType::DigestAck));
+    let writer = net.engine(3).unwrap();
+    assert_eq!(writer.round_interval(), round.saturating_mul(64));
+    // A change resets the writer's interval to one round, and spreads eagerly: every node
+    // holds it within one round, long before any backed-off interval ends.
+    let start = net.now();
+    net.increment(3, 5);
+    net.run_until(start + Duration::from_millis(1));
+    assert_eq!(net.engine(3).unwrap().round_interval(), round);
+    let at = net
+        .run_until_converged(Duration::from_millis(10), start + round.saturating_mul(64))
+        .unwrap();
     assert!(
-        bytes <= (2 * pull_size + 2 * ack_size) as f64 * 1.03,
-        "{bytes} bytes/node/round"
+        at - start <= round,
+        "converged {:?} after the change",
+        at - start
     );
+    assert_eq!(net.values(), vec![8; 50]);
 }
 
 #[test]

@@ -295,7 +295,7 @@ impl Node {
                 state: p.state(),
                 source: p.source,
                 fails: p.fails,
-                last_heard_ms_ago: p.last_heard.map(|t| (now - t).as_millis()),
+                last_heard_ms_ago: p.last_heard.get().map(|t| (now - t).as_millis()),
             })
             .collect()
     }

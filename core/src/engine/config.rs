@@ -13,8 +13,30 @@ pub type Compressor = fn(buf: &mut [u8], len: usize) -> Option<usize>;
 /// Engine settings. Defaults follow spec §6 and the host limits of §7.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// Every `sync_interval`, DigestPull to `fanout` random live peers (default 2 s).
+    /// The minimum interval between digest exchanges, `I_min` of the adaptive rounds (see
+    /// `engine::trickle`): one *round* (default 2 s). In each interval the node sends a
+    /// DigestPull to `fanout` random live peers; quiet intervals double, up to
+    /// `sync_interval · 2^max_doublings`.
     pub sync_interval: Duration,
+    /// How many times a quiet interval may double (default 6: up to 64 rounds, 128 s).
+    /// 0 gives the reference's fixed interval.
+    pub max_doublings: u8,
+    /// A local change, or a merge that changed the state, is pushed at once as a delta to
+    /// `eager_fanout` peers; changes within `eager_delay` of the last such push wait for the
+    /// next one, so a burst of writes costs one push per `eager_delay` (default 5 ms).
+    pub eager_delay: Duration,
+    /// Peers of each eager push (default 0: automatic, `0.7·log2(live peers) + 3`, which
+    /// reaches every node of a cluster of that size with high probability — see
+    /// `docs/EXTENSIONS.md` §4).
+    pub eager_fanout: u8,
+    /// Whether local changes and merges are pushed eagerly (default true).
+    pub eager: bool,
+    /// A peer that has not told us it speaks quiet liveness (a reference node) gets a frame at
+    /// least this often, so its own silence detector keeps us alive (default 5 s: the reference
+    /// drops a peer after 30 s).
+    pub keepalive: Duration,
+    /// How often a hello is sent again to a peer that never answered one (default 30 s).
+    pub hello_retry: Duration,
     /// Every `full_sync_interval`, a full Push to max(1, fanout/2) live peers (default 20 s).
     pub full_sync_interval: Duration,
     /// Peers per sync round (default 2).
@@ -52,6 +74,12 @@ impl Config {
         Self {
             sync_interval: Duration::from_secs(2),
             full_sync_interval: Duration::from_secs(20),
+            max_doublings: 6,
+            eager_delay: Duration::from_millis(5),
+            eager_fanout: 0,
+            eager: true,
+            keepalive: Duration::from_secs(5),
+            hello_retry: Duration::from_secs(30),
             fanout: 2,
             detector: Detector::default(),
             frame_limits: FrameLimits::HOST,
@@ -80,6 +108,13 @@ impl Config {
     /// `Config::mcu().with_frame_limits(FrameLimits::W5500)`).
     pub fn with_frame_limits(mut self, limits: FrameLimits) -> Self {
         self.frame_limits = limits;
+        self
+    }
+
+    /// The reference's behaviour: a fixed round, no eager pushes.
+    pub fn fixed_rounds(mut self) -> Self {
+        self.max_doublings = 0;
+        self.eager = false;
         self
     }
 

@@ -17,7 +17,9 @@
 
 mod config;
 mod push;
+mod rounds;
 mod stats;
+mod trickle;
 
 pub use config::{Compressor, Config};
 pub use stats::Stats;
@@ -25,14 +27,16 @@ pub use stats::Stats;
 use crate::counter::{origin_of, CounterError, Entry, PnCounter};
 use crate::digest::digest;
 use crate::error::WireError;
+use crate::ext::Hello;
 use crate::frame::{self, is_gossip_address, FLAG_ZSTD};
 use crate::id::NodeId;
 use crate::message::{Message, MessageType};
-use crate::peers::{Peer, PeerSource, PeerState, PeerTable};
+use crate::peers::{Peer, PeerSource, PeerTable};
 use crate::slots::{CapacityExceeded, Slots};
 use crate::time::{Instant, Stamp};
 use crate::union::Union;
 use heapless::Deque;
+use trickle::Trickle;
 
 /// Replies and gossip waiting for `poll_transmit`. Beyond this, replies are shed (counted):
 /// a flood of DigestPulls cannot make the engine queue unbounded work.
@@ -74,6 +78,10 @@ enum Planned {
         since: u32,
         backstop: bool,
     },
+    /// Our hello (`crate::ext`), as a DigestAck.
+    Hello {
+        reply: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +101,21 @@ pub struct Engine<const L: usize, S, P> {
     listen: NodeId<L>,
     config: Config,
     queue: Deque<Pending<L>, QUEUE_CAPACITY>,
-    next_sync: Instant,
+    /// The latest time the caller gave us: what "now" means for calls that carry no time.
+    now: Instant,
+    rounds: Trickle,
+    /// Something inconsistent happened where no time was given (a local write): reset the
+    /// rounds at the next `handle_timeout`.
+    reset_pending: bool,
+    /// Housekeeping (sweep, probes, keepalives, hellos) is due now, not at `next_tick`.
+    wake: bool,
+    next_tick: Instant,
+    /// Changes wait for an eager push …
+    eager_dirty: bool,
+    /// … of what changed after this version …
+    eager_base: u32,
+    /// … no sooner than `eager_delay` after the last one.
+    last_eager: Instant,
     next_full_sync: Instant,
     digest: Option<u64>,
     push_cursor: usize,
@@ -138,7 +160,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             listen,
             config,
             queue: Deque::new(),
-            next_sync: now + config.sync_interval,
+            now,
+            rounds: Trickle::new(config.sync_interval, config.max_doublings, now),
+            reset_pending: false,
+            wake: false,
+            next_tick: now,
+            eager_dirty: false,
+            eager_base: 0,
+            last_eager: now,
             next_full_sync: now + config.full_sync_interval,
             digest: None,
             push_cursor: 0,
@@ -201,6 +230,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     pub fn increment(&mut self, by: u64) -> Result<u64, CounterError> {
         let r = self.counter.increment(by);
         self.digest = None;
+        if r.is_ok() {
+            self.changed();
+        }
         r
     }
 
@@ -208,6 +240,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     pub fn decrement(&mut self, by: u64) -> Result<u64, CounterError> {
         let r = self.counter.decrement(by);
         self.digest = None;
+        if r.is_ok() {
+            self.changed();
+        }
         r
     }
 
@@ -217,6 +252,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let raised = self.counter.raise_local(inc, dec)?;
         if raised {
             self.digest = None;
+            self.changed();
         }
         Ok(raised)
     }
@@ -259,11 +295,15 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         if id == self.listen {
             return Ok(false);
         }
+        self.saw(now);
         let added = self
             .peers
             .add(id, source, now)
             .map_err(|_| PeerError::TableFull)?;
         self.stats.peers_added += u64::from(added);
+        if added {
+            self.peer_joined();
+        }
         Ok(added)
     }
 
@@ -280,7 +320,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     ///
     /// Returns true when this revived a peer that was down.
     pub fn on_delivered(&mut self, addr: &str, now: Instant) -> bool {
-        let revived = self.peers.delivered(addr, now);
+        self.saw(now);
+        let revived = self.peers.delivered(addr);
+        if revived {
+            self.peer_joined();
+        }
         if let Some(p) = self.peers.get_mut(addr) {
             if p.sent_version != 0 && (p.sent_base == 0 || p.sent_base <= p.known) {
                 if p.sent_version > p.known {
@@ -296,8 +340,15 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// A transmit to `addr` could not be delivered (connect or write failed). Returns true
     /// when this made the peer down.
     pub fn on_send_failed(&mut self, addr: &str, now: Instant) -> bool {
+        self.saw(now);
+        // A failed send may be a partition: gossip at the minimum interval until it heals.
+        self.reset_pending = true;
         if let Some(p) = self.peers.get_mut(addr) {
             p.sent_version = 0;
+            if p.caps.is_none() {
+                // The hello may not have arrived either.
+                p.hello_sent = Stamp::NONE;
+            }
         }
         let downed = self.peers.send_failed(addr, now, &self.config.detector);
         if downed {
@@ -313,6 +364,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     ///
     /// Invalid input is counted in [`Stats::rejects`] and changes nothing.
     pub fn handle(&mut self, now: Instant, from: &str, frame: &[u8]) -> Result<Handled, WireError> {
+        self.saw(now);
         self.stats.bytes_in += frame.len() as u64;
         let r = self.handle_inner(now, from, frame);
         if let Err(e) = r {
@@ -363,8 +415,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     self.stats.merges_changed += 1;
                     self.digest = None;
                     changed = true;
+                    self.changed();
                 }
                 if out.input_behind {
+                    self.reset_pending = true;
                     if self.may_push_back(slot, now) {
                         self.push_what_it_lacks(from, slot, now);
                     }
@@ -378,6 +432,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     self.learn(slot, self.counter.version(), now);
                     self.reply(slot, from, Planned::Ack(digest), now);
                 } else {
+                    self.reset_pending = true;
                     self.answer_mismatch(from, slot, now);
                 }
             }
@@ -393,6 +448,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 };
                 if let Some(v) = confirmed {
                     self.learn(slot, v, now);
+                } else if let Some(hello) = Hello::from_digest(digest) {
+                    self.on_hello(from, slot, hello, now);
                 }
             }
         }
@@ -411,8 +468,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             return None;
         }
         match self.peers.touch_sender(from, now) {
-            Ok((slot, added)) => {
+            Ok((slot, added, revived)) => {
                 self.stats.peers_added += u64::from(added);
+                if added || revived {
+                    self.peer_joined();
+                }
                 Some(slot)
             }
             Err(CapacityExceeded) => {
@@ -550,62 +610,6 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         }
     }
 
-    // ----- timers -----
-
-    /// When [`Engine::handle_timeout`] should next be called.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_sync.min(self.next_full_sync))
-    }
-
-    /// Runs the sync rounds that are due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, rng: &mut impl rand_core::RngCore) {
-        if now >= self.next_sync {
-            let (downed, pruned) = self.peers.sweep(now, &self.config.detector);
-            self.stats.peers_down += downed as u64;
-            self.stats.peers_pruned += pruned as u64;
-            let fanout = usize::from(self.config.fanout);
-            let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
-            self.peers.choose(PeerState::Alive, fanout, rng, |a| {
-                let _ = chosen.push(a);
-            });
-            // One down peer is probed per round, so a peer that comes back is readmitted.
-            self.peers.choose(PeerState::Down, 1, rng, |a| {
-                let _ = chosen.push(a);
-            });
-            for to in chosen {
-                self.enqueue(to, Planned::Pull);
-            }
-            self.next_sync = advance(self.next_sync, self.config.sync_interval, now);
-        }
-        if now >= self.next_full_sync {
-            if self.counter.nonzero_len() > 0 {
-                let k = usize::from(self.config.fanout / 2).max(1);
-                let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
-                self.peers.choose(PeerState::Alive, k, rng, |a| {
-                    let _ = chosen.push(a);
-                });
-                for to in chosen {
-                    // The backstop: the full state to a peer not known to hold ours. A peer
-                    // known to hold it is skipped, so an idle cluster sends only digests.
-                    let known = self.peers.get(to.as_str()).is_some_and(|p| {
-                        self.config.delta_sync && p.known != 0 && p.known == self.counter.version()
-                    });
-                    if !known {
-                        self.enqueue(
-                            to,
-                            Planned::Push {
-                                since: 0,
-                                backstop: true,
-                            },
-                        );
-                    }
-                }
-            }
-            self.next_full_sync = advance(self.next_full_sync, self.config.full_sync_interval, now);
-        }
-    }
-
     // ----- output -----
 
     /// Writes the next frame to send into `buf` (header + frame) and says where it goes.
@@ -613,10 +617,17 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// `buf` should hold the receiver's frame limit plus 256 bytes of header; a Push that does
     /// not fit carries as many entries as fit, and the next one continues after them.
     #[must_use]
-    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
+        self.saw(now);
         while let Some(p) = self.queue.pop_front() {
             match self.write_frame(&p, buf) {
                 Some(t) => {
+                    if let Some(peer) = self.peers.get_mut(t.to.as_str()) {
+                        peer.last_sent = Stamp::at(self.now);
+                        if t.message == MessageType::DigestPull && peer.awaiting.get().is_none() {
+                            peer.awaiting = Stamp::at(self.now);
+                        }
+                    }
                     if let Some(n) = self.stats.frames_out.get_mut(t.message.index()) {
                         *n += 1;
                     }
@@ -637,9 +648,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let (message, len) = {
             let out = buf.get_mut(body_at..)?;
             match p.what {
-                Planned::Pull | Planned::Ack(_) => {
+                Planned::Pull | Planned::Ack(_) | Planned::Hello { .. } => {
                     let (message, digest) = match p.what {
                         Planned::Ack(d) => (MessageType::DigestAck, d),
+                        Planned::Hello { reply } => {
+                            (MessageType::DigestAck, Hello::ours(reply).to_digest())
+                        }
                         _ => {
                             let d = self.digest();
                             let version = self.counter.version();
@@ -733,15 +747,6 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             message,
             compressed: flags == FLAG_ZSTD,
         })
-    }
-}
-
-fn advance(at: Instant, every: crate::time::Duration, now: Instant) -> Instant {
-    let next = at + every;
-    if next <= now {
-        now + every
-    } else {
-        next
     }
 }
 

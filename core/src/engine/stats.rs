@@ -43,6 +43,14 @@ pub struct Stats {
     pub peers_pruned: u64,
     /// Senders not added because the peer table was full.
     pub peers_refused: u64,
+    /// Digest exchanges started (one per adaptive interval).
+    pub rounds: u64,
+    /// Eager pushes queued (one per peer of each push).
+    pub eager_pushes: u64,
+    /// Hellos sent (answers included).
+    pub hellos_out: u64,
+    /// Hellos received.
+    pub hellos_in: u64,
 }
 
 impl Default for Stats {
@@ -66,6 +74,10 @@ impl Default for Stats {
             peers_down: 0,
             peers_pruned: 0,
             peers_refused: 0,
+            rounds: 0,
+            eager_pushes: 0,
+            hellos_out: 0,
+            hellos_in: 0,
         }
     }
 }

@@ -214,6 +214,7 @@ impl Network {
             .is_some_and(|n| n.engine.increment(by).is_ok());
         if ok {
             self.expected += i128::from(by);
+            self.rearm(i);
         }
         ok
     }
@@ -227,6 +228,7 @@ impl Network {
             .is_some_and(|n| n.engine.decrement(by).is_ok());
         if ok {
             self.expected -= i128::from(by);
+            self.rearm(i);
         }
         ok
     }
@@ -419,6 +421,24 @@ impl Network {
             }
         }
         self.buf = buf;
+        self.rearm(i);
+    }
+
+    /// Brings node `i`'s timer forward when its engine now wants to run sooner (a write, a
+    /// frame, a failed send).
+    fn rearm(&mut self, i: usize) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(i).filter(|n| n.up) else {
+            return;
+        };
+        let Some(next) = node.engine.poll_timeout() else {
+            return;
+        };
+        let next = next.max(now);
+        if next < node.timer_at {
+            node.timer_at = next;
+            self.schedule(next, What::Timer { node: i as u32 });
+        }
     }
 
     // ----- observation -----
