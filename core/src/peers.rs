@@ -373,18 +373,19 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         state: PeerState,
         k: usize,
         rng: &mut impl rand_core::RngCore,
-        f: impl FnMut(NodeId<L>),
+        mut f: impl FnMut(NodeId<L>),
     ) {
-        self.choose_where(k, rng, |p| p.state() == state, f);
+        self.choose_where(k, rng, &|p| p.state() == state, &mut f);
     }
 
-    /// Chooses up to `k` distinct peers for which `pick` holds, uniformly at random.
+    /// Chooses up to `k` distinct peers for which `pick` holds, uniformly at random. One
+    /// non-generic body for every caller (code size counts on microcontrollers).
     pub fn choose_where(
         &self,
         k: usize,
-        rng: &mut impl rand_core::RngCore,
-        pick: impl Fn(&Peer<L>) -> bool,
-        mut f: impl FnMut(NodeId<L>),
+        rng: &mut dyn rand_core::RngCore,
+        pick: &dyn Fn(&Peer<L>) -> bool,
+        f: &mut dyn FnMut(NodeId<L>),
     ) {
         let mut left = self.iter().filter(|p| pick(p)).count();
         let mut need = k.min(left);

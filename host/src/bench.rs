@@ -1,5 +1,6 @@
 //! `tally bench`: HTTP write throughput against one node, and how long five local nodes take
-//! to agree after a burst of writes. Measures; asserts nothing.
+//! to agree after a burst of writes. Measures; asserts nothing. (`--idle` and `--latency`:
+//! [`crate::quiet_bench`].)
 
 use crate::local_cluster::{Cluster, ClusterOptions};
 use crate::service::{NodeOptions, NodeService};
@@ -86,6 +87,8 @@ pub async fn agreement(
         nodes,
         sync_interval,
         data_dir: None,
+        gateway: false,
+        eager: true,
     })
     .await?;
     // Let discovery introduce everyone first.

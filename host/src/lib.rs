@@ -37,6 +37,7 @@ pub mod durable;
 pub mod gateway;
 pub mod http;
 mod local_cluster;
+pub mod quiet_bench;
 pub mod service;
 #[cfg(feature = "dev-tools")]
 pub mod simulation;

@@ -18,6 +18,10 @@ pub struct ClusterOptions {
     pub sync_interval: Duration,
     /// Parent of the nodes' data directories (`node-0`, `node-1`, …); `None`: not durable.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Start the gateway (it polls every node: a benchmark of idle traffic goes without).
+    pub gateway: bool,
+    /// Push changes eagerly (off only to measure what that costs).
+    pub eager: bool,
 }
 
 impl Default for ClusterOptions {
@@ -26,6 +30,8 @@ impl Default for ClusterOptions {
             nodes: 3,
             sync_interval: Duration::from_secs(2),
             data_dir: None,
+            gateway: true,
+            eager: true,
         }
     }
 }
@@ -35,10 +41,14 @@ pub struct Cluster {
     discovery_addr: SocketAddr,
     discovery_stop: CancellationToken,
     discovery_task: JoinHandle<std::io::Result<()>>,
-    gateway_addr: SocketAddr,
-    gateway_stop: CancellationToken,
-    gateway_task: JoinHandle<std::io::Result<()>>,
+    gateway: Option<Gateway>,
     nodes: Vec<NodeService>,
+}
+
+struct Gateway {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Cluster {
@@ -60,29 +70,22 @@ impl Cluster {
                 discovery: Some(format!("http://{discovery_addr}")),
                 sync_interval: opts.sync_interval,
                 data_dir: opts.data_dir.as_ref().map(|d| d.join(format!("node-{i}"))),
+                eager: opts.eager,
                 ..NodeOptions::loopback()
             })
             .await?;
             nodes.push(service);
         }
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .context("binding the gateway")?;
-        let gateway_addr = listener.local_addr()?;
-        let gateway_stop = CancellationToken::new();
-        let urls = nodes.iter().map(NodeService::url).collect();
-        let gateway_task = tokio::spawn(crate::gateway::serve(
-            listener,
-            crate::gateway::GatewayConfig::new(crate::gateway::NodeSource::Static(urls)),
-            gateway_stop.clone(),
-        ));
+        let gateway = if opts.gateway {
+            Some(start_gateway(&nodes).await?)
+        } else {
+            None
+        };
         Ok(Cluster {
             discovery_addr,
             discovery_stop,
             discovery_task,
-            gateway_addr,
-            gateway_stop,
-            gateway_task,
+            gateway,
             nodes,
         })
     }
@@ -92,9 +95,9 @@ impl Cluster {
         format!("http://{}", self.discovery_addr)
     }
 
-    /// The gateway's URL (its dashboard is at `/`).
-    pub fn gateway_url(&self) -> String {
-        format!("http://{}", self.gateway_addr)
+    /// The gateway's URL (its dashboard is at `/`), when it runs.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.gateway.as_ref().map(|g| format!("http://{}", g.addr))
     }
 
     /// The nodes.
@@ -104,12 +107,29 @@ impl Cluster {
 
     /// Stops the gateway, every node, then discovery.
     pub async fn stop(self) {
-        self.gateway_stop.cancel();
-        let _ = self.gateway_task.await;
+        if let Some(g) = self.gateway {
+            g.stop.cancel();
+            let _ = g.task.await;
+        }
         for n in self.nodes {
             n.stop().await;
         }
         self.discovery_stop.cancel();
         let _ = self.discovery_task.await;
     }
+}
+
+async fn start_gateway(nodes: &[NodeService]) -> anyhow::Result<Gateway> {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("binding the gateway")?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let urls = nodes.iter().map(NodeService::url).collect();
+    let task = tokio::spawn(crate::gateway::serve(
+        listener,
+        crate::gateway::GatewayConfig::new(crate::gateway::NodeSource::Static(urls)),
+        stop.clone(),
+    ));
+    Ok(Gateway { addr, stop, task })
 }

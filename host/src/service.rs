@@ -26,6 +26,9 @@ pub struct NodeOptions {
     pub peers: Vec<String>,
     /// Discovery service base URL.
     pub discovery: Option<String>,
+    /// Heartbeat interval towards the discovery service (stretched by the expiry a Tally
+    /// service announces).
+    pub discovery_heartbeat: Duration,
     /// Data directory: durable writes, recovery, identity.
     pub data_dir: Option<std::path::PathBuf>,
     /// Sync interval.
@@ -40,6 +43,8 @@ pub struct NodeOptions {
     pub fsync: crate::wal::FsyncPolicy,
     /// How often the state is snapshotted into the log (with a data directory).
     pub snapshot_every: Duration,
+    /// Push changes to peers at once (`docs/EXTENSIONS.md` §4); off only to measure it.
+    pub eager: bool,
 }
 
 impl NodeOptions {
@@ -51,6 +56,7 @@ impl NodeOptions {
             id: None,
             peers: Vec::new(),
             discovery: None,
+            discovery_heartbeat: crate::discovery::client::DEFAULT_HEARTBEAT,
             data_dir: None,
             sync_interval: Duration::from_secs(2),
             fanout: 2,
@@ -58,6 +64,7 @@ impl NodeOptions {
             api: http::ApiOptions::default(),
             fsync: crate::wal::FsyncPolicy::Always,
             snapshot_every: Duration::from_secs(5),
+            eager: true,
         }
     }
 }
@@ -107,6 +114,7 @@ impl NodeService {
             }
         };
         config.engine.fanout = opts.fanout;
+        config.engine.eager = opts.eager;
         config.engine.cluster_key = opts.cluster_key;
         match &opts.cluster_key {
             Some(_) => tracing::info!(
@@ -142,7 +150,8 @@ impl NodeService {
         }));
         if let Some(url) = &opts.discovery {
             let client = DiscoveryClient::new(url.clone(), node.local_addr().to_string())
-                .http_url(format!("http://{http_addr}"));
+                .http_url(format!("http://{http_addr}"))
+                .heartbeat_every(opts.discovery_heartbeat);
             let (node, token) = (Arc::clone(&node), shutdown.clone());
             tasks.push(tokio::spawn(client.run(node, token)));
         }

@@ -1,5 +1,7 @@
 //! Shared helpers for Tally's integration tests.
 
+pub mod reference;
+
 use std::time::{Duration, Instant};
 
 /// Polls `f` every 10 ms until it is true or `timeout` passes; returns whether it became true.

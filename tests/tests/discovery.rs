@@ -8,12 +8,18 @@
 //! The discovery service (spec §9) over real HTTP on loopback, and real `tally_std` nodes that
 //! find each other through it.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use tally::discovery::{serve, DiscoveryClient, DiscoveryConfig};
+use tally::discovery::{
+    serve, serve_registry, DiscoveryClient, DiscoveryConfig, Registry, ETAG, REGISTRY_HEADER,
+    TTL_HEADER,
+};
 use tally_std::{Node, NodeConfig, PeerSource};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -358,8 +364,15 @@ async fn a_node_outlives_a_missing_discovery_service_and_registers_when_it_appea
     assert!(!client_a.is_finished());
 
     // The service appears on that port.
+    // A 3 s expiry: heartbeats (which bring news of the newcomer) every second, not every 10 s.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = Server::on(listener, DiscoveryConfig::default());
+    let server = Server::on(
+        listener,
+        DiscoveryConfig {
+            cleanup_after: Duration::from_secs(3),
+            ..DiscoveryConfig::default()
+        },
+    );
     let a_addr = a.local_addr().to_string();
     eventually("the node registers once discovery is up", || async {
         peer_addrs(&server).await == [a_addr.clone()]
@@ -387,4 +400,303 @@ async fn a_node_outlives_a_missing_discovery_service_and_registers_when_it_appea
             .unwrap();
     }
     server.stop().await;
+}
+
+/// A header of `response` as text ("" when absent).
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `GET /peers` with `If-None-Match: tag`: the status, the `ETag` and the body text.
+async fn peers_if_none_match(server: &Server, tag: &str) -> (u16, String, String) {
+    let response = http()
+        .get(server.url("/peers"))
+        .header("if-none-match", tag)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let etag = header(&response, ETAG);
+    (status, etag, response.text().await.unwrap())
+}
+
+/// POSTs `{"addr": addr}` to `route`: the status and the registry tag the answer announced.
+async fn post_tagged(server: &Server, route: &str, addr: &str) -> (u16, String, String) {
+    let response = http()
+        .post(server.url(route))
+        .json(&serde_json::json!({ "addr": addr }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        header(&response, REGISTRY_HEADER),
+        header(&response, TTL_HEADER),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_tag_moves_on_register_and_expiry_but_not_on_heartbeats() {
+    let server = Server::start(DiscoveryConfig {
+        cleanup_after: Duration::from_millis(500),
+        sweep_every: Duration::from_millis(50),
+        ..DiscoveryConfig::default()
+    })
+    .await;
+    let response = http().get(server.url("/peers")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let empty = header(&response, ETAG);
+    assert!(
+        empty.starts_with('"') && empty.ends_with('"') && empty.len() > 2,
+        "{empty}"
+    );
+
+    // Idle: 304 with the same tag and no body.
+    let (status, etag, body) = peers_if_none_match(&server, &empty).await;
+    assert_eq!(
+        (status, etag.as_str(), body.as_str()),
+        (304, empty.as_str(), "")
+    );
+    // Another tag, or none, gets the list.
+    assert_eq!(peers_if_none_match(&server, "\"stale\"").await.0, 200);
+
+    // A registration changes the tag, and says so with the expiry.
+    let addr = "127.0.0.1:7001";
+    let (status, one, ttl) = post_tagged(&server, "/register", addr).await;
+    assert_eq!((status, ttl.as_str()), (200, "0.5"));
+    assert_ne!(one, empty);
+    let (status, etag, body) = peers_if_none_match(&server, &empty).await;
+    assert_eq!((status, &etag), (200, &one));
+    assert!(body.contains(addr), "{body}");
+
+    // Heartbeats and re-registrations of a known address do not.
+    for route in ["/heartbeat", "/register", "/heartbeat"] {
+        let (status, tag, _) = post_tagged(&server, route, addr).await;
+        assert_eq!((status, &tag), (200, &one), "{route}");
+    }
+    assert_eq!(peers_if_none_match(&server, &one).await.0, 304);
+
+    // The drop does.
+    eventually("the unrefreshed peer expires", || async {
+        peer_addrs(&server).await.is_empty()
+    })
+    .await;
+    let (status, dropped, body) = peers_if_none_match(&server, &one).await;
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    assert!(dropped != one && dropped != empty, "{dropped}");
+    assert_eq!(peers_if_none_match(&server, &dropped).await.0, 304);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tally_client_does_not_poll_yet_learns_a_newcomer_promptly() {
+    // A short expiry, so the announced TTL keeps heartbeats fast (max(100 ms, 600 ms / 3)).
+    let config = DiscoveryConfig {
+        cleanup_after: Duration::from_millis(600),
+        sweep_every: Duration::from_millis(50),
+        ..DiscoveryConfig::default()
+    };
+    let registry = Arc::new(Registry::new(&config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(serve_registry(
+        listener,
+        Arc::clone(&registry),
+        config,
+        stop.clone(),
+    ));
+
+    // `discover` asks for a 200 ms refresh: against a tagged service it must not be used.
+    let (a, b) = (node(), node());
+    let client_a = discover(&a, url.clone(), &stop);
+    eventually("a registered and fetched the list", || async {
+        registry.len() == 1 && registry.peer_list_requests() >= 1
+    })
+    .await;
+    let generation = registry.generation();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        registry.peer_list_requests(),
+        1,
+        "an idle client polled /peers"
+    );
+    assert_eq!(registry.len(), 1, "a's heartbeats kept it registered");
+    assert_eq!(registry.generation(), generation);
+
+    // A newcomer: a learns of it on its next heartbeat (every 200 ms here).
+    let joined = Instant::now();
+    let client_b = discover(&b, url, &stop);
+    eventually("a and b know each other", || async {
+        knows(&a, &b) && knows(&b, &a)
+    })
+    .await;
+    assert!(
+        joined.elapsed() < Duration::from_secs(2),
+        "a newcomer took {:?}",
+        joined.elapsed()
+    );
+    // One more list for a, one for b (b may see a second change if a raced it).
+    assert!(
+        registry.peer_list_requests() <= 4,
+        "{}",
+        registry.peer_list_requests()
+    );
+
+    stop.cancel();
+    for client in [client_a, client_b] {
+        tokio::time::timeout(DEADLINE, client)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    tokio::time::timeout(DEADLINE, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// What the reference-like service saw and holds.
+#[derive(Debug, Default)]
+struct ReferenceState {
+    peers: BTreeSet<String>,
+    heartbeats: Vec<Instant>,
+    peer_gets: u64,
+}
+
+/// A minimal stand-in for the Go reference service on raw TCP: one request per connection,
+/// plain 200 answers without tags or expiry, `/peers` as `[{"addr":…,"LastSeen":…}]`.
+async fn reference_service(
+    listener: tokio::net::TcpListener,
+    state: Arc<Mutex<ReferenceState>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (stream, _) = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        tokio::spawn(reference_answer(stream, Arc::clone(&state)));
+    }
+}
+
+/// Reads one request from `stream` and answers it as the reference would.
+async fn reference_answer(mut stream: tokio::net::TcpStream, state: Arc<Mutex<ReferenceState>>) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (head, mut body) = loop {
+        let Ok(n) = stream.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        request.extend_from_slice(&buf[..n]);
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..end]).to_string();
+            break (head, request[end + 4..].to_vec());
+        }
+    };
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    let request_line = head.lines().next().unwrap_or_default().to_string();
+    let answer = {
+        let mut state = state.lock().unwrap();
+        if request_line.starts_with("GET /peers ") {
+            state.peer_gets += 1;
+            let entries: Vec<_> = state
+                .peers
+                .iter()
+                .map(|addr| serde_json::json!({"addr": addr, "LastSeen": "0001-01-01T00:00:00Z"}))
+                .collect();
+            serde_json::Value::from(entries).to_string()
+        } else {
+            let addr = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["addr"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            if request_line.starts_with("POST /heartbeat ") {
+                state.heartbeats.push(Instant::now());
+            }
+            state.peers.insert(addr);
+            "{}".to_string()
+        }
+    };
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tally_client_polls_a_reference_service_and_heartbeats_within_its_expiry() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(ReferenceState::default()));
+    let stop = CancellationToken::new();
+    let service = tokio::spawn(reference_service(
+        listener,
+        Arc::clone(&state),
+        stop.clone(),
+    ));
+
+    // Default intervals: what a `tally node --discovery` of a reference service does.
+    let (a, b) = (node(), node());
+    let client = DiscoveryClient::new(url, a.local_addr().to_string());
+    let client = tokio::spawn(client.run(Arc::clone(&a), stop.clone()));
+    eventually("a registered and fetched the list once", || async {
+        let state = state.lock().unwrap();
+        state.peers.contains(&a.local_addr().to_string()) && state.peer_gets >= 1
+    })
+    .await;
+
+    // A peer appears without any change signal: only the fallback refresh can find it.
+    state
+        .lock()
+        .unwrap()
+        .peers
+        .insert(b.local_addr().to_string());
+    eventually("a learns b from a later /peers", || async { knows(&a, &b) }).await;
+    assert!(state.lock().unwrap().peer_gets >= 2);
+
+    eventually("three heartbeats", || async {
+        state.lock().unwrap().heartbeats.len() >= 3
+    })
+    .await;
+    let heartbeats = state.lock().unwrap().heartbeats.clone();
+    for gap in heartbeats.windows(2).map(|w| w[1] - w[0]) {
+        // 2 s plus scheduling slack; far inside the reference's 5 s expiry.
+        assert!(gap <= Duration::from_millis(2500), "heartbeat gap {gap:?}");
+    }
+
+    stop.cancel();
+    tokio::time::timeout(DEADLINE, client)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(DEADLINE, service)
+        .await
+        .unwrap()
+        .unwrap();
 }

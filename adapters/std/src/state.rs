@@ -95,13 +95,11 @@ impl NodeState {
         self.kicked.store(false, Ordering::Release);
     }
 
-    /// After local writes committed: a local commit queues only a `Changed` event (nothing
-    /// to send, nothing to persist), so the driver is woken for it only when someone waits
-    /// for changes. Under load this saves a thread wake-up per write.
+    /// After local writes committed: the engine wants them pushed at once (its timeout moved
+    /// to now), so the driver is woken. Kicks coalesce: under load, one wake-up serves every
+    /// write that came while the driver was busy.
     pub(crate) fn local_committed(&self) {
-        if self.change_waiters.load(Ordering::Acquire) > 0 {
-            self.kick();
-        }
+        self.kick();
     }
 
     /// Tells waiters of [`crate::Node::wait_changed`] that the value changed.

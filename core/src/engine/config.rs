@@ -23,8 +23,11 @@ pub struct Config {
     pub max_doublings: u8,
     /// A local change, or a merge that changed the state, is pushed at once as a delta to
     /// `eager_fanout` peers; changes within `eager_delay` of the last such push wait for the
-    /// next one, so a burst of writes costs one push per `eager_delay` (default 5 ms).
+    /// next one, so a burst of writes costs one push per `eager_delay` (default 5 ms). While
+    /// pushes follow each other that closely, the wait doubles, up to `eager_delay_max`.
     pub eager_delay: Duration,
+    /// The longest wait between two eager pushes under sustained writes (default 40 ms).
+    pub eager_delay_max: Duration,
     /// Peers of each eager push (default 0: automatic, `0.7·log2(live peers) + 3`, which
     /// reaches every node of a cluster of that size with high probability — see
     /// `docs/EXTENSIONS.md` §4).
@@ -76,6 +79,7 @@ impl Config {
             full_sync_interval: Duration::from_secs(20),
             max_doublings: 6,
             eager_delay: Duration::from_millis(5),
+            eager_delay_max: Duration::from_millis(40),
             eager_fanout: 0,
             eager: true,
             keepalive: Duration::from_secs(5),

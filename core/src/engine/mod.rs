@@ -114,8 +114,10 @@ pub struct Engine<const L: usize, S, P> {
     eager_dirty: bool,
     /// … of what changed after this version …
     eager_base: u32,
-    /// … no sooner than `eager_delay` after the last one.
+    /// … no sooner than `eager_wait` milliseconds after the last one (`eager_delay`, doubled
+    /// under sustained writes up to `eager_delay_max`).
     last_eager: Instant,
+    eager_wait: u16,
     next_full_sync: Instant,
     digest: Option<u64>,
     push_cursor: usize,
@@ -168,6 +170,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             eager_dirty: false,
             eager_base: 0,
             last_eager: now,
+            eager_wait: 0,
             next_full_sync: now + config.full_sync_interval,
             digest: None,
             push_cursor: 0,

@@ -59,7 +59,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             .min(self.next_full_sync)
             .min(self.next_tick);
         if self.eager_dirty {
-            next = next.min((self.last_eager + self.config.eager_delay).max(self.now));
+            next = next.min((self.last_eager + self.eager_wait()).max(self.now));
         }
         if self.reset_pending || self.wake {
             next = self.now;
@@ -74,7 +74,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         if core::mem::take(&mut self.reset_pending) {
             self.rounds.reset(now, rng.next_u32());
         }
-        if self.eager_dirty && now >= self.last_eager + self.config.eager_delay {
+        if self.eager_dirty && now >= self.last_eager + self.eager_wait() {
             self.push_eagerly(now, rng);
         }
         if core::mem::take(&mut self.wake) || now >= self.next_tick {
@@ -83,11 +83,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         if self.rounds.poll(now, rng.next_u32()) {
             self.stats.rounds += 1;
             let fanout = usize::from(self.config.fanout);
-            let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
-            self.peers.choose(PeerState::Alive, fanout, rng, |a| {
-                let _ = chosen.push(a);
-            });
-            for to in chosen {
+            for to in self.pick(fanout, rng, &|p| p.state() == PeerState::Alive) {
                 self.enqueue(to, Planned::Pull);
             }
         }
@@ -117,16 +113,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     fn push_eagerly(&mut self, now: Instant, rng: &mut impl rand_core::RngCore) {
         let version = self.counter.version();
         let base = self.eager_base;
-        let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
-        self.peers.choose_where(
-            self.eager_fanout(),
-            rng,
-            |p| p.state() == PeerState::Alive && p.known != version,
-            |a| {
-                let _ = chosen.push(a);
-            },
-        );
-        for to in chosen {
+        let alive_lacking = |p: &Peer<L>| p.state() == PeerState::Alive && p.known != version;
+        for to in self.pick(self.eager_fanout(), rng, &alive_lacking) {
             // Without delta sync every Push is the full state, as the reference's.
             let since = if self.config.delta_sync {
                 base.max(self.known_by(to.as_str(), now))
@@ -142,9 +130,26 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 },
             );
         }
+        // Pushes back to back (within twice the wait): writes keep coming, so wait longer
+        // next time; after a pause, wait the least again.
+        let wait = self.eager_wait();
+        let busy = now - self.last_eager <= wait.saturating_mul(2);
+        let min = self.config.eager_delay.as_millis();
+        let max = self.config.eager_delay_max.as_millis().max(min);
+        let next = if busy {
+            wait.as_millis().saturating_mul(2).clamp(min, max)
+        } else {
+            min
+        };
+        self.eager_wait = u16::try_from(next).unwrap_or(u16::MAX);
         self.eager_base = version;
         self.last_eager = now;
         self.eager_dirty = false;
+    }
+
+    /// The current wait between two eager pushes.
+    fn eager_wait(&self) -> Duration {
+        Duration::from_millis(u64::from(self.eager_wait).max(self.config.eager_delay.as_millis()))
     }
 
     /// The version of ours `addr` is known to hold, while that knowledge is fresh.
@@ -176,49 +181,58 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             self.stats.peers_down += downed as u64;
             self.stats.peers_pruned += pruned as u64;
             // One down peer is probed per tick, so a peer that comes back is readmitted.
-            let mut probe: heapless::Vec<NodeId<L>, 1> = heapless::Vec::new();
-            self.peers.choose(PeerState::Down, 1, rng, |a| {
-                let _ = probe.push(a);
-            });
-            for to in probe {
+            for to in self.pick(1, rng, &|p| p.state() == PeerState::Down) {
                 self.enqueue(to, Planned::Pull);
             }
         }
         // A frame to every live peer that needs one: a hello to those we have not greeted
         // (or greeted long ago, unanswered), a DigestPull to reference peers about to go
         // without a frame for `keepalive`.
-        let keepalive = self.config.keepalive;
+        let keepalive = self.config.keepalive.as_millis();
         let retry = self.config.hello_retry;
-        let mut due: heapless::Vec<(NodeId<L>, Planned), QUEUE_CAPACITY> = heapless::Vec::new();
-        for p in self.peers.iter().filter(|p| p.state() == PeerState::Alive) {
+        for i in 0..self.peers.len() {
+            let Some(p) = self.peers.at_mut(i) else {
+                break;
+            };
+            if p.state() != PeerState::Alive {
+                continue;
+            }
             let greet = p.caps.is_none() && p.hello_sent.get().is_none_or(|t| now - t >= retry);
-            let quiet_ok = p.speaks(Caps::QUIET);
             let stale = p
                 .last_sent
                 .get()
-                .is_none_or(|t| (now - t).as_millis() + tick.as_millis() > keepalive.as_millis());
+                .is_none_or(|t| (now - t).as_millis() + tick.as_millis() > keepalive);
             let what = if greet {
-                Some(Planned::Hello { reply: false })
-            } else if !quiet_ok && stale {
-                Some(Planned::Pull)
-            } else {
-                None
-            };
-            if let Some(w) = what {
-                if due.push((p.addr, w)).is_err() {
-                    // The rest wait for the next tick.
-                    self.wake = true;
-                    break;
-                }
-            }
-        }
-        for (to, what) in due {
-            if let (Planned::Hello { .. }, Some(p)) = (what, self.peers.get_mut(to.as_str())) {
                 p.hello_sent = Stamp::at(now);
                 self.stats.hellos_out += 1;
+                Planned::Hello { reply: false }
+            } else if stale && !p.speaks(Caps::QUIET) {
+                Planned::Pull
+            } else {
+                continue;
+            };
+            let to = p.addr;
+            if self.queue.is_full() {
+                // The rest wait for the next tick.
+                self.wake = true;
+                break;
             }
             self.enqueue(to, what);
         }
+    }
+
+    /// Up to `k` random peers for which `pick` holds.
+    fn pick(
+        &self,
+        k: usize,
+        rng: &mut dyn rand_core::RngCore,
+        pick: &dyn Fn(&Peer<L>) -> bool,
+    ) -> heapless::Vec<NodeId<L>, QUEUE_CAPACITY> {
+        let mut chosen = heapless::Vec::new();
+        self.peers.choose_where(k, rng, pick, &mut |a| {
+            let _ = chosen.push(a);
+        });
+        chosen
     }
 
     /// The anti-entropy backstop: the full state to peers not known to hold ours. A peer known
@@ -228,11 +242,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             return;
         }
         let k = usize::from(self.config.fanout / 2).max(1);
-        let mut chosen: heapless::Vec<NodeId<L>, QUEUE_CAPACITY> = heapless::Vec::new();
-        self.peers.choose(PeerState::Alive, k, rng, |a| {
-            let _ = chosen.push(a);
-        });
-        for to in chosen {
+        for to in self.pick(k, rng, &|p| p.state() == PeerState::Alive) {
             let known = self.peers.get(to.as_str()).is_some_and(|p| {
                 self.config.delta_sync && p.known != 0 && p.known == self.counter.version()
             });

@@ -77,8 +77,9 @@ impl tally_board::supervise::Watchdog for BoardWatchdog {
     }
 }
 
-/// A panic ends in a HardFault (`panic-probe` logs it, then executes `udf`); instead of
-/// halting, the chip resets at once and resumes from its store.
+/// A panic ends in a HardFault (`panic-probe` executes `udf`, after logging the message with
+/// the `panic-messages` feature); instead of halting, the chip resets at once and resumes from
+/// its store.
 #[cortex_m_rt::exception]
 unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
     cortex_m::peripheral::SCB::sys_reset()

@@ -121,6 +121,9 @@ pub fn engine_writes_pull_b_and_ack_c() -> Outcome {
     let mut rng = crate::suite::Rng::new(1);
     b.handle_timeout(Instant::from_millis(2_000), &mut rng);
     let mut buf = [0u8; 256];
+    // Its hello (a DigestAck, `docs/EXTENSIONS.md` §2) comes first, then the round's pull.
+    let hello = b.poll_transmit(Instant::ZERO, &mut buf).ok_or("no hello")?;
+    ensure!(hello.message == MessageType::DigestAck, "not a hello");
     let t = b.poll_transmit(Instant::ZERO, &mut buf).ok_or("no pull")?;
     ensure!(t.message == MessageType::DigestPull, "not a DigestPull");
     let (_, frame) = split_header(buf.get(..t.len).unwrap_or_default()).map_err(|_| "header")?;

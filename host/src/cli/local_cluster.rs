@@ -16,10 +16,13 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         sync_interval: args.sync_interval,
         data_dir: Some(data_dir.clone()),
+        gateway: true,
+        eager: true,
     })
     .await?;
-    println!("dashboard  {}/", cluster.gateway_url());
-    println!("gateway    {}", cluster.gateway_url());
+    let gateway = cluster.gateway_url().unwrap_or_default();
+    println!("dashboard  {gateway}/");
+    println!("gateway    {gateway}");
     println!("discovery  {}", cluster.discovery_url());
     println!("data       {}", data_dir.display());
     for (i, n) in cluster.nodes().iter().enumerate() {
@@ -29,10 +32,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             n.node.local_addr()
         );
     }
-    println!(
-        "try: tally inc --node {}   (the gateway; any node URL works too)",
-        cluster.gateway_url()
-    );
+    println!("try: tally inc --node {gateway}   (the gateway; any node URL works too)");
     println!("Ctrl-C stops the cluster.");
     match args.duration {
         Some(d) => tokio::time::sleep(d).await,

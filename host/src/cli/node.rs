@@ -23,6 +23,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         id: args.id,
         peers: args.peers,
         discovery: args.discovery,
+        discovery_heartbeat: args.discovery_heartbeat,
         data_dir: args.data_dir,
         sync_interval: args.sync_interval,
         fanout: args.fanout,
@@ -30,6 +31,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         api,
         fsync: args.fsync,
         snapshot_every: args.snapshot_every,
+        eager: true,
     })
     .await?;
     println!(

@@ -4,7 +4,24 @@
 //! |---|---|---|
 //! | `POST /register` | `{"addr":"host:port", "http"?: "http://host:port"}` | 200 `{}`; 400 on bad JSON, missing/empty addr, not `host:port` or a bad `http`; 503 when full |
 //! | `POST /heartbeat` | same | 200 `{}` (refreshes last-seen; an unknown addr is registered) |
-//! | `GET /peers` | — | 200 `[{"addr":"host:port","LastSeen":"<RFC 3339>", "http"?: "…"}, …]`, sorted by addr |
+//! | `GET /peers` | — | 200 `[{"addr":"host:port","LastSeen":"<RFC 3339>", "http"?: "…"}, …]`, sorted by addr, with `ETag`; 304 (empty) when `If-None-Match` holds the current tag |
+//!
+//! ## Change signal (Tally extension)
+//!
+//! The registry has a generation ([`Registry::generation`]) that changes whenever the set of
+//! registered addresses or their `http` URLs changes — a new address, a changed URL, an expiry
+//! — and never on a plain heartbeat. Its tag is `"<generation>"` (a quoted decimal):
+//!
+//! - `GET /peers` sends it as [`ETAG`] and answers `If-None-Match` holding it (or `*`) with
+//!   `304 Not Modified` and an empty body;
+//! - `POST /register` and `POST /heartbeat` answers carry it as [`REGISTRY_HEADER`]
+//!   (`X-Tally-Registry`), with the service's expiry [`TTL_HEADER`] (`X-Tally-Ttl`, seconds,
+//!   possibly fractional), so a node learns from its heartbeat whether to fetch `/peers` at all,
+//!   and how often it must heartbeat.
+//!
+//! The first generation is taken from the wall clock at [`Registry::new`], so a restarted
+//! service does not reuse the tags of the previous one. Reference clients ignore all three
+//! headers and never send `If-None-Match`, so they see the reference's answers.
 //!
 //! `http` is Tally's extension: the node's HTTP API base URL, which the gateway
 //! ([`crate::gateway`]) balances over. It is optional both ways: reference nodes do not send it
@@ -24,12 +41,14 @@ use crate::http::ServeLimits;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::header::IF_NONE_MATCH;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -38,10 +57,30 @@ use tokio_util::sync::CancellationToken;
 /// The largest request body accepted (4 KiB): an address is at most 255 bytes.
 pub const MAX_BODY: usize = 4096;
 
+/// The header of `GET /peers` answers carrying the registry's tag, `"<generation>"`.
+pub const ETAG: &str = "etag";
+/// The header of `POST /register` and `POST /heartbeat` answers carrying the registry's tag,
+/// `"<generation>"` (the same tag `GET /peers` sends as [`ETAG`]).
+pub const REGISTRY_HEADER: &str = "x-tally-registry";
+/// The header of `POST /register` and `POST /heartbeat` answers carrying
+/// [`DiscoveryConfig::cleanup_after`] in seconds (e.g. `30`, `0.5`).
+pub const TTL_HEADER: &str = "x-tally-ttl";
+
+/// The tag of registry generation `generation`, as [`ETAG`] and [`REGISTRY_HEADER`] send it.
+pub fn tag(generation: u64) -> String {
+    format!("\"{generation}\"")
+}
+
 /// Settings of the discovery service. `DiscoveryConfig::default()` gives the defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiscoveryConfig {
-    /// A peer not seen (registered or heartbeated) for this long is dropped (default 10 s).
+    /// A peer not seen (registered or heartbeated) for this long is dropped (default 30 s).
+    ///
+    /// The service announces it ([`TTL_HEADER`]) and Tally nodes heartbeat every third of it
+    /// (at least every 2 s, at most every 10 s), so a longer expiry means fewer heartbeats. The
+    /// price: a node that died stays listed that long, and newcomers try it until their own
+    /// failure detectors skip it. Reference nodes heartbeat every second whatever this is;
+    /// the reference service's own default is 5 s.
     pub cleanup_after: Duration,
     /// How often the sweep looks for expired peers (default 1 s).
     pub sweep_every: Duration,
@@ -56,7 +95,7 @@ pub struct DiscoveryConfig {
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         Self {
-            cleanup_after: Duration::from_secs(10),
+            cleanup_after: Duration::from_secs(30),
             sweep_every: Duration::from_secs(1),
             max_peers: 10_000,
             limits: ServeLimits::default(),
@@ -116,12 +155,17 @@ struct Seen {
 
 /// The registry behind the service: addresses and when each was last seen.
 ///
-/// Time is tokio's ([`tokio::time::Instant`]); the wall clock is only used to print `LastSeen`.
+/// Time is tokio's ([`tokio::time::Instant`]); the wall clock is only used to print `LastSeen`
+/// and to pick the first [`generation`](Registry::generation).
 #[derive(Debug)]
 pub struct Registry {
     cleanup_after: Duration,
     max_peers: usize,
     peers: Mutex<BTreeMap<String, Seen>>,
+    /// Bumped, with `peers` locked, whenever the addresses or their URLs change.
+    generation: AtomicU64,
+    /// `GET /peers` requests answered (200 or 304).
+    peer_list_requests: AtomicU64,
 }
 
 impl Registry {
@@ -131,7 +175,32 @@ impl Registry {
             cleanup_after: config.cleanup_after,
             max_peers: config.max_peers,
             peers: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(first_generation()),
+            peer_list_requests: AtomicU64::new(0),
         }
+    }
+
+    /// The registry's generation: it changes whenever an address is added or dropped or its
+    /// `http` URL changes, and only then (heartbeats leave it alone).
+    pub fn generation(&self) -> u64 {
+        let _peers = self.lock();
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// How many `GET /peers` requests the service answered (200 or 304), e.g. to check that
+    /// clients fetch the list only when it changed.
+    pub fn peer_list_requests(&self) -> u64 {
+        self.peer_list_requests.load(Ordering::Relaxed)
+    }
+
+    /// The timeout after which unseen peers are dropped.
+    pub fn cleanup_after(&self) -> Duration {
+        self.cleanup_after
+    }
+
+    /// Marks a change; call with `peers` locked.
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Seen>> {
@@ -175,6 +244,8 @@ impl Registry {
         if let Some(entry) = peers.get_mut(addr) {
             if seen.http.is_none() {
                 seen.http = entry.http.take();
+            } else if seen.http != entry.http {
+                self.bump();
             }
             *entry = seen;
             return Ok(false);
@@ -183,6 +254,7 @@ impl Registry {
             return Err(RegistryError::Full);
         }
         peers.insert(addr.to_string(), seen);
+        self.bump();
         drop(peers);
         tracing::info!(addr, "discovery: peer registered");
         Ok(true)
@@ -199,14 +271,21 @@ impl Registry {
 
     /// Every registered peer, sorted by address.
     pub fn peers(&self) -> Vec<PeerRecord> {
-        self.lock()
+        self.tagged_peers().1
+    }
+
+    /// The generation and every registered peer of that generation, sorted by address.
+    pub fn tagged_peers(&self) -> (u64, Vec<PeerRecord>) {
+        let peers = self.lock();
+        let records = peers
             .iter()
             .map(|(addr, seen)| PeerRecord {
                 addr: addr.clone(),
                 last_seen: humantime::format_rfc3339_seconds(seen.wall).to_string(),
                 http: seen.http.clone(),
             })
-            .collect()
+            .collect();
+        (self.generation.load(Ordering::Relaxed), records)
     }
 
     /// How many peers are registered.
@@ -226,18 +305,43 @@ impl Registry {
 
     fn sweep_at(&self, now: Instant) -> Vec<String> {
         let mut expired = Vec::new();
-        self.lock().retain(|addr, seen| {
+        let mut peers = self.lock();
+        peers.retain(|addr, seen| {
             let keep = now.saturating_duration_since(seen.at) < self.cleanup_after;
             if !keep {
                 expired.push(addr.clone());
             }
             keep
         });
+        if !expired.is_empty() {
+            self.bump();
+        }
+        drop(peers);
         for addr in &expired {
             tracing::info!(addr = %addr, "discovery: peer expired");
         }
         expired
     }
+}
+
+/// The first generation of a new registry: microseconds since the Unix epoch, so that a
+/// restarted service is unlikely to hand out a tag its clients saw from the previous one.
+fn first_generation() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+}
+
+/// True when an `If-None-Match` value (`"a", W/"b"` or `*`) holds `tag`.
+fn matches_tag(if_none_match: &str, tag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == tag
+    })
+}
+
+/// `cleanup_after` as [`TTL_HEADER`] writes it: seconds, fractional when need be.
+fn ttl_value(cleanup_after: Duration) -> String {
+    cleanup_after.as_secs_f64().to_string()
 }
 
 /// The body of `POST /register` and `POST /heartbeat`. Unknown fields are ignored.
@@ -315,7 +419,15 @@ fn record(registry: &Registry, body: Result<Bytes, BytesRejection>) -> Response 
     // A heartbeat is a registration (see `Registry::heartbeat`), with or without `http`.
     let result = registry.register_with_http(&addr, http.as_deref());
     match result {
-        Ok(_) => (StatusCode::OK, Json(serde_json::json!({}))).into_response(),
+        Ok(_) => (
+            StatusCode::OK,
+            [
+                (REGISTRY_HEADER, tag(registry.generation())),
+                (TTL_HEADER, ttl_value(registry.cleanup_after)),
+            ],
+            Json(serde_json::json!({})),
+        )
+            .into_response(),
         Err(e @ (RegistryError::BadAddress | RegistryError::BadHttpUrl)) => {
             Refusal::new(StatusCode::BAD_REQUEST, e.to_string()).into_response()
         }
@@ -339,8 +451,21 @@ async fn heartbeat(
     record(&registry, body)
 }
 
-async fn peers(State(registry): State<Arc<Registry>>) -> Json<Vec<PeerRecord>> {
-    Json(registry.peers())
+/// `GET /peers`: the list with its [`ETAG`], or 304 when `If-None-Match` holds that tag.
+async fn peers(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> Response {
+    registry.peer_list_requests.fetch_add(1, Ordering::Relaxed);
+    let (generation, records) = registry.tagged_peers();
+    let current = tag(generation);
+    let unchanged = headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| matches_tag(value, &current));
+    if unchanged {
+        (StatusCode::NOT_MODIFIED, [(ETAG, current)]).into_response()
+    } else {
+        (StatusCode::OK, [(ETAG, current)], Json(records)).into_response()
+    }
 }
 
 async fn not_found() -> Refusal {
@@ -399,8 +524,20 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry::new(&config));
+    serve_registry(listener, registry, config, shutdown).await
+}
+
+/// [`serve`] over a registry the caller keeps (e.g. to read [`Registry::peer_list_requests`]
+/// or [`Registry::generation`]); `registry` should have been made from `config`, whose expiry
+/// it uses, while the sweep interval and limits are `config`'s.
+pub async fn serve_registry(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    config: DiscoveryConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, cleanup_after = ?config.cleanup_after, "discovery service listening");
+        tracing::info!(%addr, cleanup_after = ?registry.cleanup_after, "discovery service listening");
     }
     let sweep_stop = shutdown.child_token();
     let sweeper = tokio::spawn(sweep_loop(
@@ -466,6 +603,45 @@ mod tests {
         assert!(r.sweep_at(ms(799)).is_empty());
         assert_eq!(r.sweep_at(ms(800)), ["a:1"]);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn generation_moves_on_membership_and_url_changes_only() {
+        let r = Registry::new(&config(10));
+        let t0 = Instant::now();
+        let g0 = r.generation();
+        r.register_at("a:1", None, t0).unwrap();
+        let g1 = r.generation();
+        assert_ne!(g1, g0);
+        r.register_at("a:1", None, t0).unwrap();
+        r.heartbeat("a:1").unwrap();
+        assert_eq!(r.generation(), g1, "a heartbeat is no change");
+        r.register_at("a:1", Some("http://h:1"), t0).unwrap();
+        let g2 = r.generation();
+        assert_ne!(g2, g1, "a new URL is a change");
+        r.register_at("a:1", Some("http://h:1"), t0).unwrap();
+        assert_eq!(r.generation(), g2);
+        assert!(r.sweep_at(t0).is_empty());
+        assert_eq!(
+            r.generation(),
+            g2,
+            "a sweep that drops nothing is no change"
+        );
+        r.sweep_at(t0 + Duration::from_secs(1));
+        assert_ne!(r.generation(), g2);
+        assert_eq!(r.tagged_peers(), (r.generation(), Vec::new()));
+    }
+
+    #[test]
+    fn if_none_match_lists_and_wildcards() {
+        let t = tag(7);
+        assert_eq!(t, "\"7\"");
+        assert!(matches_tag("\"7\"", &t));
+        assert!(matches_tag("\"1\", W/\"7\"", &t));
+        assert!(matches_tag("*", &t));
+        assert!(!matches_tag("\"70\"", &t) && !matches_tag("7", &t) && !matches_tag("", &t));
+        assert_eq!(ttl_value(Duration::from_secs(30)), "30");
+        assert_eq!(ttl_value(Duration::from_millis(500)), "0.5");
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! `tally bench --idle --latency`: how quiet an idle cluster is, how fast one change reaches
+//! every node, how soon all agree after a burst, and what eager pushes cost in write
+//! throughput. Measures; asserts nothing.
+//!
+//! The process first moves into a network namespace of its own (`unshare`, then `ip link set
+//! lo up`; root is needed), so the loopback counters it reads — bytes from `/proc/net/dev`,
+//! TCP connections opened from `/proc/net/snmp` — count this cluster's traffic and nothing else.
+
+use crate::local_cluster::{Cluster, ClusterOptions};
+use crate::service::NodeService;
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct QuietOptions {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Their minimum round interval.
+    pub sync_interval: Duration,
+    /// Idle time before the idle window (the intervals back off meanwhile).
+    pub warmup: Duration,
+    /// The idle window over which traffic is counted.
+    pub window: Duration,
+    /// Measure idle traffic.
+    pub idle: bool,
+    /// Measure the spread of single increments, agreement after a burst, and throughput.
+    pub latency: bool,
+    /// Single increments timed.
+    pub samples: usize,
+}
+
+/// Moves this process (the calling thread, and every thread and child it starts later) into
+/// a new network namespace with its loopback up. Call before any other thread starts.
+pub fn enter_private_network() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .context("cannot create a network namespace (root needed)")?;
+    let status = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .context("cannot run ip (package iproute2)")?;
+    if !status.success() {
+        bail!("ip link set lo up failed: {status}");
+    }
+    Ok(())
+}
+
+/// The namespace's loopback counters.
+#[derive(Clone, Copy, Debug)]
+struct Counters {
+    bytes: u64,
+    tcp_opens: u64,
+}
+
+fn counters() -> Result<Counters> {
+    let dev = std::fs::read_to_string("/proc/net/dev").context("reading /proc/net/dev")?;
+    let lo = dev
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .context("no lo in /proc/net/dev")?;
+    // Fields: rx bytes, packets, errs, drop, fifo, frame, compressed, multicast, tx bytes, …
+    // Every loopback packet is sent once: tx bytes are the bytes on the wire.
+    let bytes = lo
+        .split_whitespace()
+        .nth(8)
+        .and_then(|v| v.parse().ok())
+        .context("bad lo line")?;
+    let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (
+        tcp.next().context("no Tcp:")?,
+        tcp.next().context("no Tcp:")?,
+    );
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ActiveOpens")
+        .context("no ActiveOpens")?;
+    let tcp_opens = values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .context("bad Tcp: line")?;
+    Ok(Counters { bytes, tcp_opens })
+}
+
+async fn start(nodes: usize, sync_interval: Duration, eager: bool) -> Result<Cluster> {
+    let cluster = Cluster::start(ClusterOptions {
+        nodes,
+        sync_interval,
+        data_dir: None,
+        gateway: false,
+        eager,
+    })
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster
+        .nodes()
+        .iter()
+        .any(|n| n.node.peers().len() + 1 < nodes)
+    {
+        if Instant::now() > deadline {
+            bail!("the nodes did not find each other within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(cluster)
+}
+
+/// Waits until every node shows `value`; returns when they did.
+async fn all_show(nodes: &[NodeService], value: i128, limit: Duration) -> Result<Instant> {
+    let started = Instant::now();
+    loop {
+        if nodes.iter().all(|n| n.node.value() == value) {
+            return Ok(Instant::now());
+        }
+        if started.elapsed() > limit {
+            bail!("no agreement on {value} within {limit:?}");
+        }
+        // A short sleep: polling in-process costs the cluster no traffic.
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs what `opts` asks for and prints a table beside the reference figures.
+pub async fn run(opts: &QuietOptions) -> Result<String> {
+    let n = opts.nodes.max(2);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{n} nodes with discovery, round {:?}, in a private network namespace\n",
+        opts.sync_interval
+    );
+    let _ = writeln!(out, "| measure | reference node | target | Tally |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    if opts.idle {
+        let cluster = start(n, opts.sync_interval, true).await?;
+        let _ = cluster.nodes().first().map(|s| s.node.increment(1));
+        tokio::time::sleep(opts.warmup).await;
+        let before = counters()?;
+        tokio::time::sleep(opts.window).await;
+        let after = counters()?;
+        let secs = opts.window.as_secs_f64().max(0.001);
+        let bytes = (after.bytes - before.bytes) as f64 / secs;
+        let opens = (after.tcp_opens - before.tcp_opens) as f64 / secs;
+        let _ = writeln!(
+            out,
+            "| idle bytes/s, nodes + discovery (after {:?} idle, over {:?}) | 7,312 | ≤ 1,500 | {bytes:.0} |",
+            opts.warmup, opts.window
+        );
+        let _ = writeln!(
+            out,
+            "| TCP connections opened per second | 10.2 | ≤ 2 | {opens:.2} |"
+        );
+        cluster.stop().await;
+    }
+    if opts.latency {
+        let cluster = start(n, opts.sync_interval, true).await?;
+        let nodes = cluster.nodes();
+        let mut spread = Vec::new();
+        let mut expected = 0i128;
+        for s in 0..opts.samples.max(1) {
+            // Far enough apart for the intervals to grow again: the change meets quiet nodes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let writer = nodes.get(s % n).context("no node")?;
+            let t0 = Instant::now();
+            writer.node.increment(1)?;
+            expected += 1;
+            let t1 = all_show(nodes, expected, Duration::from_secs(60)).await?;
+            spread.push(t1 - t0);
+        }
+        spread.sort_unstable();
+        let median = spread.get(spread.len() / 2).copied().unwrap_or_default();
+        let max = spread.last().copied().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| one increment visible on all {n} nodes, median / max of {} | 2.20 s / 3.10 s | ≤ 50 ms median (≤ 200 ms on 50 nodes) | {:.1} ms / {:.1} ms |",
+            spread.len(),
+            ms(median),
+            ms(max)
+        );
+        // 1000 increments spread over the nodes, one writer thread per node.
+        let last_answer = burst(nodes, 1000).await?;
+        expected += 1000;
+        let agreed = all_show(nodes, expected, Duration::from_secs(60)).await?;
+        let _ = writeln!(
+            out,
+            "| after 1000 increments over {n} nodes: all agree, after the last answer | — | ≤ 100 ms | {:.1} ms |",
+            ms(agreed.saturating_duration_since(last_answer))
+        );
+        cluster.stop().await;
+        let with = throughput(n, opts.sync_interval, true).await?;
+        let without = throughput(n, opts.sync_interval, false).await?;
+        let _ = writeln!(
+            out,
+            "| HTTP writes/s to one node of {n} (10 clients, 5 s), eager pushes on / off | — | ≥ 95 % | {with:.0} / {without:.0} ({:.1} %) |",
+            100.0 * with / without.max(1.0)
+        );
+    }
+    Ok(out)
+}
+
+/// `total` increments spread evenly over the nodes, from one thread per node, as fast as they
+/// are answered; returns when the last answer came.
+async fn burst(nodes: &[NodeService], total: usize) -> Result<Instant> {
+    let per = total / nodes.len().max(1);
+    let mut threads = Vec::new();
+    for (i, s) in nodes.iter().enumerate() {
+        let node = std::sync::Arc::clone(&s.node);
+        let count = if i == 0 {
+            total - per * (nodes.len() - 1)
+        } else {
+            per
+        };
+        threads.push(tokio::task::spawn_blocking(move || -> Result<Instant> {
+            for _ in 0..count {
+                node.increment(1)?;
+            }
+            Ok(Instant::now())
+        }));
+    }
+    let mut last = Instant::now();
+    for t in threads {
+        last = last.max(t.await.context("writer thread")??);
+    }
+    Ok(last)
+}
+
+async fn throughput(n: usize, sync_interval: Duration, eager: bool) -> Result<f64> {
+    let cluster = start(n, sync_interval, eager).await?;
+    let url = cluster
+        .nodes()
+        .first()
+        .map(NodeService::url)
+        .context("no node")?;
+    let r = crate::bench::http_load(&url, 10, Duration::from_secs(5)).await;
+    cluster.stop().await;
+    Ok(r.per_second)
+}
