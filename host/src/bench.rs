@@ -92,17 +92,7 @@ pub async fn agreement(
     })
     .await?;
     // Let discovery introduce everyone first.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster
-        .nodes()
-        .iter()
-        .any(|n| n.node.peers().len() + 1 < nodes)
-    {
-        if Instant::now() > deadline {
-            anyhow::bail!("nodes did not find each other");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.meshed(Duration::from_secs(30)).await?;
     let client = reqwest::Client::new();
     let urls: Vec<String> = cluster.nodes().iter().map(NodeService::url).collect();
     for url in urls

@@ -105,6 +105,20 @@ impl Cluster {
         &self.nodes
     }
 
+    /// Waits until every node knows every other one (discovery introduced them all), for at
+    /// most `limit`.
+    pub async fn meshed(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + limit;
+        let n = self.nodes.len();
+        while self.nodes.iter().any(|s| s.node.peers().len() + 1 < n) {
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("the nodes did not find each other within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// Stops the gateway, every node, then discovery.
     pub async fn stop(self) {
         if let Some(g) = self.gateway {

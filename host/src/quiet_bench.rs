@@ -93,17 +93,7 @@ async fn start(nodes: usize, sync_interval: Duration, eager: bool) -> Result<Clu
         eager,
     })
     .await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cluster
-        .nodes()
-        .iter()
-        .any(|n| n.node.peers().len() + 1 < nodes)
-    {
-        if Instant::now() > deadline {
-            bail!("the nodes did not find each other within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.meshed(Duration::from_secs(60)).await?;
     Ok(cluster)
 }
 
