@@ -213,8 +213,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             };
             let to = p.addr;
             if self.queue.is_full() {
-                // The rest wait for the next tick.
-                self.wake = true;
+                // The rest wait for the next tick (never "now": a full queue must not spin).
                 break;
             }
             self.enqueue(to, what);
