@@ -99,6 +99,16 @@ impl<const L: usize> Peer<L> {
         self.caps.is_some_and(|c| c.contains(caps))
     }
 
+    /// Our counter version it is known to hold, while that knowledge is younger than
+    /// `fresh_for`; 0 (send everything) otherwise.
+    pub fn known_version(&self, now: Instant, fresh_for: Duration) -> u32 {
+        if self.known != 0 && now - self.known_at <= fresh_for {
+            self.known
+        } else {
+            0
+        }
+    }
+
     /// Its current state.
     pub fn state(&self) -> PeerState {
         if self.down_since.get().is_some() {
@@ -187,10 +197,8 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
 
     /// The peer at `addr`, mutably (the engine's knowledge bookkeeping).
     pub(crate) fn get_mut(&mut self, addr: &str) -> Option<&mut Peer<L>> {
-        self.peers
-            .as_mut_slice()
-            .iter_mut()
-            .find(|p| p.addr == *addr)
+        let i = self.search(addr).ok()?;
+        self.peers.as_mut_slice().get_mut(i)
     }
 
     /// Adds a peer, or upgrades the source of a known one. Returns true when it was new.

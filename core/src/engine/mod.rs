@@ -488,12 +488,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// The version of our state `peer` is known to hold, if that knowledge is fresh (confirmed
     /// within a full-sync interval) and delta sync is on; 0 (send everything) otherwise.
     fn knowledge(&self, slot: Option<usize>, now: Instant) -> u32 {
-        if !self.config.delta_sync {
-            return 0;
-        }
         match slot.and_then(|i| self.peers.at(i)) {
-            Some(p) if p.known != 0 && now - p.known_at <= self.config.full_sync_interval => {
-                p.known
+            Some(p) if self.config.delta_sync => {
+                p.known_version(now, self.config.full_sync_interval)
             }
             _ => 0,
         }

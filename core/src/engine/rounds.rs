@@ -117,7 +117,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         for to in self.pick(self.eager_fanout(), rng, &alive_lacking) {
             // Without delta sync every Push is the full state, as the reference's.
             let since = if self.config.delta_sync {
-                base.max(self.known_by(to.as_str(), now))
+                let fresh_for = self.config.full_sync_interval;
+                let known = self.peers.get(to.as_str());
+                base.max(known.map_or(0, |p| p.known_version(now, fresh_for)))
             } else {
                 0
             };
@@ -150,20 +152,6 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// The current wait between two eager pushes.
     fn eager_wait(&self) -> Duration {
         Duration::from_millis(u64::from(self.eager_wait).max(self.config.eager_delay.as_millis()))
-    }
-
-    /// The version of ours `addr` is known to hold, while that knowledge is fresh.
-    fn known_by(&self, addr: &str, now: Instant) -> u32 {
-        match self.peers.get(addr) {
-            Some(p)
-                if self.config.delta_sync
-                    && p.known != 0
-                    && now - p.known_at <= self.config.full_sync_interval =>
-            {
-                p.known
-            }
-            _ => 0,
-        }
     }
 
     /// Every tick (the smaller of a round and half the keepalive): marks peers whose pulls
