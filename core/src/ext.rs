@@ -36,12 +36,18 @@ impl Caps {
     /// Quiet liveness (`EXTENSIONS.md` §3): this node does not need a frame every few seconds
     /// to keep its peers alive; it marks a peer down only on failed sends or unanswered pulls.
     pub const QUIET: Caps = Caps(1);
-    /// What this build implements.
-    pub const OURS: Caps = Caps::QUIET;
+    /// Datagrams (`EXTENSIONS.md` §5): this node reads frames sent as single UDP datagrams to
+    /// its gossip port (same address and port number as its TCP listener).
+    pub const DATAGRAM: Caps = Caps(2);
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Caps) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// The bits of both.
+    pub const fn with(self, other: Caps) -> Caps {
+        Caps(self.0 | other.0)
     }
 }
 
@@ -79,12 +85,12 @@ impl Hello {
         })
     }
 
-    /// Our own hello.
-    pub const fn ours(reply: bool) -> Hello {
+    /// The hello of this build's extension version announcing `caps`.
+    pub const fn ours(reply: bool, caps: Caps) -> Hello {
         Hello {
             version: EXTENSION_VERSION,
             reply,
-            caps: Caps::OURS,
+            caps,
         }
     }
 }
@@ -95,8 +101,14 @@ mod tests {
 
     #[test]
     fn hello_vectors() {
-        assert_eq!(Hello::ours(false).to_digest(), 0x5461_6c6c_7901_0001);
-        assert_eq!(Hello::ours(true).to_digest(), 0x5461_6c6c_7901_8001);
+        assert_eq!(
+            Hello::ours(false, Caps::QUIET).to_digest(),
+            0x5461_6c6c_7901_0001
+        );
+        assert_eq!(
+            Hello::ours(true, Caps::QUIET.with(Caps::DATAGRAM)).to_digest(),
+            0x5461_6c6c_7901_8003
+        );
         let h = Hello::from_digest(0x5461_6c6c_7902_8005).unwrap();
         assert_eq!((h.version, h.reply, h.caps), (2, true, Caps(5)));
         assert_eq!(Hello::from_digest(0x8cf9_63b0_efdc_56a4), None);

@@ -95,7 +95,10 @@ pub mod zstd;
 
 pub use auth::{ClusterKey, KeyError};
 pub use counter::{CounterError, Entry, FixedCounter, MergeOutcome, PnCounter};
-pub use engine::{Config, Engine, FixedEngine, Handled, PeerError, Stats, Transmit};
+pub use engine::{
+    Config, Engine, FixedEngine, Handled, PeerError, Stats, Transmit, ANSWER_WAIT,
+    DATAGRAMS_OFF_TICKS,
+};
 pub use error::WireError;
 pub use frame::{FrameLimits, FLAG_AUTH, FLAG_ZSTD};
 pub use id::{IdError, NodeId};

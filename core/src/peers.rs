@@ -87,6 +87,11 @@ pub struct Peer<const L: usize> {
     pub last_sent: Stamp,
     /// Since when a DigestPull of ours has waited for any frame from it (none: nothing asked).
     pub awaiting: Stamp,
+    /// The DigestPull that `awaiting` waits on went as a datagram.
+    pub pull_by_datagram: bool,
+    /// Housekeeping ticks left during which frames to it go over TCP, after a datagram pull to
+    /// it went unanswered (0: datagrams allowed).
+    pub datagrams_off: u8,
     /// Replies sent to it in the current window (rate limit) …
     pub replies: u8,
     /// … which started then.
@@ -239,6 +244,8 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
                 hello_sent: Stamp::NONE,
                 last_sent: Stamp::NONE,
                 awaiting: Stamp::NONE,
+                pull_by_datagram: false,
+                datagrams_off: 0,
                 replies: 0,
                 replies_since: now,
             },
@@ -272,6 +279,7 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
         if let Some(p) = self.peers.as_mut_slice().get_mut(i) {
             p.last_heard = Stamp::at(now);
             p.awaiting = Stamp::NONE;
+            p.pull_by_datagram = false;
             revived = Self::revive(p);
         }
         Ok((i, added, revived))
@@ -293,6 +301,7 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
             Some(p) => {
                 p.last_heard = Stamp::at(now);
                 p.awaiting = Stamp::NONE;
+                p.pull_by_datagram = false;
                 Self::revive(p)
             }
             None => false,
@@ -321,6 +330,8 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
             p.caps = None;
             p.hello_sent = Stamp::NONE;
             p.awaiting = Stamp::NONE;
+            p.pull_by_datagram = false;
+            p.datagrams_off = 0;
         }
         was_down
     }

@@ -149,7 +149,7 @@ fn tally_peers_greet_each_other_and_go_quiet_without_going_down() {
     w.run_until(secs(60));
     for (i, e) in w.nodes.iter().enumerate() {
         for p in e.peers().iter() {
-            assert_eq!(p.caps, Some(Caps::OURS), "node {i} peer {}", p.addr);
+            assert_eq!(p.caps, Some(Caps::QUIET), "node {i} peer {}", p.addr);
         }
     }
     let before: Vec<u64> = (0..3).map(|i| w.frames_out(i)).collect();
@@ -184,7 +184,10 @@ fn a_reference_peer_gets_a_frame_every_five_seconds_and_only_reference_messages(
         // Only DigestPulls (keepalives, rounds) and DigestAcks (the hello, a valid Ack).
         assert_ne!(*kind, MessageType::Push);
         if *kind == MessageType::DigestAck {
-            assert_eq!(Hello::from_digest(*digest), Some(Hello::ours(false)));
+            assert_eq!(
+                Hello::from_digest(*digest),
+                Some(Hello::ours(false, Caps::QUIET))
+            );
         }
     }
     for e in &w.nodes {

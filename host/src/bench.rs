@@ -88,7 +88,7 @@ pub async fn agreement(
         sync_interval,
         data_dir: None,
         gateway: false,
-        eager: true,
+        ..ClusterOptions::default()
     })
     .await?;
     // Let discovery introduce everyone first.

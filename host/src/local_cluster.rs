@@ -22,6 +22,8 @@ pub struct ClusterOptions {
     pub gateway: bool,
     /// Push changes eagerly (off only to measure what that costs).
     pub eager: bool,
+    /// Largest frame sent as a datagram between the nodes (0: TCP only).
+    pub max_datagram: u16,
 }
 
 impl Default for ClusterOptions {
@@ -32,6 +34,7 @@ impl Default for ClusterOptions {
             data_dir: None,
             gateway: true,
             eager: true,
+            max_datagram: tally_core::Config::DATAGRAM,
         }
     }
 }
@@ -71,6 +74,7 @@ impl Cluster {
                 sync_interval: opts.sync_interval,
                 data_dir: opts.data_dir.as_ref().map(|d| d.join(format!("node-{i}"))),
                 eager: opts.eager,
+                max_datagram: opts.max_datagram,
                 ..NodeOptions::loopback()
             })
             .await?;

@@ -3,8 +3,9 @@
 //! throughput. Measures; asserts nothing.
 //!
 //! The process first moves into a network namespace of its own (`unshare`, then `ip link set
-//! lo up`; root is needed), so the loopback counters it reads — bytes from `/proc/net/dev`,
-//! TCP connections opened from `/proc/net/snmp` — count this cluster's traffic and nothing else.
+//! lo up`; root is needed), so the loopback counters it reads — bytes and packets from
+//! `/proc/net/dev`, TCP connections opened and UDP datagrams sent from `/proc/net/snmp` — count
+//! this cluster's traffic and nothing else.
 
 use crate::local_cluster::{Cluster, ClusterOptions};
 use crate::service::NodeService;
@@ -29,6 +30,8 @@ pub struct QuietOptions {
     pub latency: bool,
     /// Single increments timed.
     pub samples: usize,
+    /// Largest frame sent as a datagram between the nodes (0: TCP only).
+    pub max_datagram: u16,
 }
 
 /// Moves this process (the calling thread, and every thread and child it starts later) into
@@ -50,7 +53,27 @@ pub fn enter_private_network() -> Result<()> {
 #[derive(Clone, Copy, Debug)]
 struct Counters {
     bytes: u64,
+    packets: u64,
     tcp_opens: u64,
+    udp_out: u64,
+}
+
+/// The value of `field` in the `proto:` table of `/proc/net/snmp` (a names line, then values).
+fn snmp_field(snmp: &str, proto: &str, field: &str) -> Result<u64> {
+    let mut lines = snmp.lines().filter(|l| l.starts_with(proto));
+    let (names, values) = (
+        lines.next().context("no table in /proc/net/snmp")?,
+        lines.next().context("no values in /proc/net/snmp")?,
+    );
+    let at = names
+        .split_whitespace()
+        .position(|n| n == field)
+        .with_context(|| format!("no {field} in /proc/net/snmp"))?;
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("bad {proto} line"))
 }
 
 fn counters() -> Result<Counters> {
@@ -59,38 +82,36 @@ fn counters() -> Result<Counters> {
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("lo:"))
         .context("no lo in /proc/net/dev")?;
-    // Fields: rx bytes, packets, errs, drop, fifo, frame, compressed, multicast, tx bytes, …
-    // Every loopback packet is sent once: tx bytes are the bytes on the wire.
-    let bytes = lo
-        .split_whitespace()
-        .nth(8)
-        .and_then(|v| v.parse().ok())
-        .context("bad lo line")?;
+    // Fields: rx bytes, packets, errs, drop, fifo, frame, compressed, multicast, tx bytes,
+    // tx packets, … Every loopback packet is sent once: tx counts are what went on the wire.
+    let field = |i: usize| -> Result<u64> {
+        lo.split_whitespace()
+            .nth(i)
+            .and_then(|v| v.parse().ok())
+            .context("bad lo line")
+    };
     let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (
-        tcp.next().context("no Tcp:")?,
-        tcp.next().context("no Tcp:")?,
-    );
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "ActiveOpens")
-        .context("no ActiveOpens")?;
-    let tcp_opens = values
-        .split_whitespace()
-        .nth(at)
-        .and_then(|v| v.parse().ok())
-        .context("bad Tcp: line")?;
-    Ok(Counters { bytes, tcp_opens })
+    Ok(Counters {
+        bytes: field(8)?,
+        packets: field(9)?,
+        tcp_opens: snmp_field(&snmp, "Tcp:", "ActiveOpens")?,
+        udp_out: snmp_field(&snmp, "Udp:", "OutDatagrams")?,
+    })
 }
 
-async fn start(nodes: usize, sync_interval: Duration, eager: bool) -> Result<Cluster> {
+async fn start(
+    nodes: usize,
+    sync_interval: Duration,
+    eager: bool,
+    max_datagram: u16,
+) -> Result<Cluster> {
     let cluster = Cluster::start(ClusterOptions {
         nodes,
         sync_interval,
         data_dir: None,
         gateway: false,
         eager,
+        max_datagram,
     })
     .await?;
     cluster.meshed(Duration::from_secs(60)).await?;
@@ -122,13 +143,13 @@ pub async fn run(opts: &QuietOptions) -> Result<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{n} nodes with discovery, round {:?}, in a private network namespace\n",
-        opts.sync_interval
+        "{n} nodes with discovery, round {:?}, datagrams up to {} B (0: TCP only), in a private network namespace\n",
+        opts.sync_interval, opts.max_datagram
     );
     let _ = writeln!(out, "| measure | reference node | target | Tally |");
     let _ = writeln!(out, "|---|---|---|---|");
     if opts.idle {
-        let cluster = start(n, opts.sync_interval, true).await?;
+        let cluster = start(n, opts.sync_interval, true, opts.max_datagram).await?;
         let _ = cluster.nodes().first().map(|s| s.node.increment(1));
         tokio::time::sleep(opts.warmup).await;
         let before = counters()?;
@@ -137,6 +158,8 @@ pub async fn run(opts: &QuietOptions) -> Result<String> {
         let secs = opts.window.as_secs_f64().max(0.001);
         let bytes = (after.bytes - before.bytes) as f64 / secs;
         let opens = (after.tcp_opens - before.tcp_opens) as f64 / secs;
+        let packets = (after.packets - before.packets) as f64 / secs;
+        let datagrams = (after.udp_out - before.udp_out) as f64 / secs;
         let _ = writeln!(
             out,
             "| idle bytes/s, nodes + discovery (after {:?} idle, over {:?}) | 7,312 | ≤ 1,500 | {bytes:.0} |",
@@ -146,10 +169,14 @@ pub async fn run(opts: &QuietOptions) -> Result<String> {
             out,
             "| TCP connections opened per second | 10.2 | ≤ 2 | {opens:.2} |"
         );
+        let _ = writeln!(
+            out,
+            "| packets/s on the wire (of which UDP datagrams) | — | — | {packets:.1} ({datagrams:.1}) |"
+        );
         cluster.stop().await;
     }
     if opts.latency {
-        let cluster = start(n, opts.sync_interval, true).await?;
+        let cluster = start(n, opts.sync_interval, true, opts.max_datagram).await?;
         let nodes = cluster.nodes();
         let mut spread = Vec::new();
         let mut expected = 0i128;
@@ -183,8 +210,8 @@ pub async fn run(opts: &QuietOptions) -> Result<String> {
             ms(agreed.saturating_duration_since(last_answer))
         );
         cluster.stop().await;
-        let with = throughput(n, opts.sync_interval, true).await?;
-        let without = throughput(n, opts.sync_interval, false).await?;
+        let with = throughput(n, opts.sync_interval, true, opts.max_datagram).await?;
+        let without = throughput(n, opts.sync_interval, false, opts.max_datagram).await?;
         let _ = writeln!(
             out,
             "| HTTP writes/s to one node of {n} (10 clients, 5 s), eager pushes on / off | — | ≥ 95 % | {with:.0} / {without:.0} ({:.1} %) |",
@@ -220,8 +247,13 @@ async fn burst(nodes: &[NodeService], total: usize) -> Result<Instant> {
     Ok(last)
 }
 
-async fn throughput(n: usize, sync_interval: Duration, eager: bool) -> Result<f64> {
-    let cluster = start(n, sync_interval, eager).await?;
+async fn throughput(
+    n: usize,
+    sync_interval: Duration,
+    eager: bool,
+    max_datagram: u16,
+) -> Result<f64> {
+    let cluster = start(n, sync_interval, eager, max_datagram).await?;
     let url = cluster
         .nodes()
         .first()

@@ -45,6 +45,9 @@ pub struct NodeOptions {
     pub snapshot_every: Duration,
     /// Push changes to peers at once (`docs/EXTENSIONS.md` §4); off only to measure it.
     pub eager: bool,
+    /// Largest frame sent as a UDP datagram to Tally peers that read them
+    /// (`docs/EXTENSIONS.md` §5); 0: TCP only.
+    pub max_datagram: u16,
 }
 
 impl NodeOptions {
@@ -65,6 +68,7 @@ impl NodeOptions {
             fsync: crate::wal::FsyncPolicy::Always,
             snapshot_every: Duration::from_secs(5),
             eager: true,
+            max_datagram: tally_core::Config::DATAGRAM,
         }
     }
 }
@@ -115,6 +119,7 @@ impl NodeService {
         };
         config.engine.fanout = opts.fanout;
         config.engine.eager = opts.eager;
+        config.max_datagram = opts.max_datagram;
         config.engine.cluster_key = opts.cluster_key;
         match &opts.cluster_key {
             Some(_) => tracing::info!(

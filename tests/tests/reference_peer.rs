@@ -239,6 +239,9 @@ fn two_stand_ins_converge() {
 fn mixed_cluster_converges_and_tally_sends_reference_frames() {
     let every = Duration::from_millis(200);
     let r = ReferencePeer::start(fast()).unwrap();
+    // The reference reads TCP only: its UDP port is watched, and must stay silent.
+    let udp_watch = std::net::UdpSocket::bind(r.addr()).unwrap();
+    udp_watch.set_nonblocking(true).unwrap();
     let start = |peers: Vec<String>| {
         let config = tally_std::NodeConfig::new("127.0.0.1:0".parse().unwrap())
             .sync_interval(every)
@@ -283,4 +286,10 @@ fn mixed_cluster_converges_and_tally_sends_reference_frames() {
         }
     }
     assert!(got.iter().all(|x| x.from == a_addr || x.from == b_addr));
+    // The Tally nodes spoke datagrams to each other, never to the reference.
+    assert!(a.transport().datagrams_in > 0 && b.transport().datagrams_in > 0);
+    let mut buf = [0u8; 2048];
+    if let Ok((n, from)) = udp_watch.recv_from(&mut buf) {
+        panic!("the reference's UDP port got {n} bytes from {from}");
+    }
 }

@@ -32,6 +32,10 @@
 //!   within `read_timeout` and the MCU frame limit (4 KiB + header), and hand what the read
 //!   produced to `ingest`. While all of them are busy, new connections are refused and the
 //!   sender retries later;
+//! - the **datagram reader**: one UDP socket bound to the gossip port takes each datagram (one
+//!   whole frame of at most 1,200 bytes, `docs/EXTENSIONS.md` §5) to `ingest_datagram`; the
+//!   driver sends the frames the core marks as datagrams through it, with no delivery report.
+//!   Between Tally nodes most frames go this way, so the accepting sockets stay free;
 //! - the **address follower** sets the advertised address from the stack's IPv4 address when
 //!   DHCP gives a lease and again when it changes (unless [`NodeConfig::advertise`] fixes it).
 //!   Until then the node counts and persists offline and sends nothing.
@@ -51,8 +55,9 @@
 //! ## Memory
 //!
 //! [`State`]`<M, 32, 16, 64, 2>`: the replica (about 9.1 KB), two accepting sockets
-//! (2 × 5.4 KiB) and the sender (6.4 KiB) — 26,576 B on a 32-bit MCU. The embassy-net stack
-//! needs `A + 1` TCP sockets in its `StackResources` (plus DHCP's and DNS's if used).
+//! (2 × 5.4 KiB), the sender (6.4 KiB) and the datagram socket (4 KiB) — about 30.6 KB on a
+//! 32-bit MCU. The embassy-net stack needs `A + 1` TCP sockets and one UDP socket in its
+//! `StackResources` (plus DHCP's and DNS's if used).
 //!
 //! ## Limits
 //!
@@ -63,6 +68,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod datagram;
 mod fmt;
 mod node;
 mod persist;
@@ -74,8 +80,9 @@ pub use node::{Node, NodeError, Write};
 pub use persist::Persister;
 pub use runner::Runner;
 pub use state::{
-    now, to_embassy, AcceptBuffers, Buffers, NodeState, SendBuffers, State, ACCEPT_RX, ACCEPT_TX,
-    FRAME_BUFFER, PENDING, SEND_RX, SEND_TX,
+    now, to_embassy, AcceptBuffers, Buffers, DatagramBuffers, NodeState, SendBuffers, State,
+    ACCEPT_RX, ACCEPT_TX, DATAGRAM_QUEUE, DATAGRAM_RX, DATAGRAM_TX, FRAME_BUFFER, PENDING, SEND_RX,
+    SEND_TX,
 };
 pub use tally_core::replica::{TransportStats, MAX_HEADER};
 pub use tally_core::{PeerSource, PeerState, Stats};
@@ -125,6 +132,7 @@ pub fn new<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, cons
         node_state,
         &mut buffers.accept,
         &mut buffers.send,
+        &mut buffers.datagram,
         config,
     );
     Ok((node, runner, Persister { node_state }))

@@ -1,14 +1,17 @@
 //! [`Runner`]: the loops that move a node's frames — one driver (timers and sends), `A`
-//! accepting sockets and the address follower, all on embassy-net, joined into one future.
+//! accepting sockets, the datagram reader and the address follower, all on embassy-net,
+//! joined into one future.
 
 use crate::config::NodeConfig;
+use crate::datagram;
 use crate::fmt::{debug, info};
-use crate::state::{now, to_embassy, AcceptBuffers, NodeState, SendBuffers};
+use crate::state::{now, to_embassy, AcceptBuffers, DatagramBuffers, NodeState, SendBuffers};
 use core::fmt::Write as _;
 use core::net::SocketAddrV4;
-use embassy_futures::join::{join3, join_array};
+use embassy_futures::join::{join4, join_array};
 use embassy_futures::select::select;
 use embassy_net::tcp::TcpSocket;
+use embassy_net::udp::UdpSocket;
 use embassy_net::{IpEndpoint, Stack};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration, Timer};
@@ -27,6 +30,7 @@ pub struct Runner<
     pub(crate) node_state: &'a NodeState<M, N, P, L>,
     pub(crate) accept: &'a mut [AcceptBuffers; A],
     pub(crate) send: &'a mut SendBuffers,
+    pub(crate) datagram: &'a mut DatagramBuffers,
     pub(crate) port: u16,
     pub(crate) follow_stack: bool,
     pub(crate) read_timeout: Duration,
@@ -42,6 +46,7 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
         node_state: &'a NodeState<M, N, P, L>,
         accept: &'a mut [AcceptBuffers; A],
         send: &'a mut SendBuffers,
+        datagram: &'a mut DatagramBuffers,
         config: &NodeConfig<'_>,
     ) -> Self {
         Self {
@@ -49,6 +54,7 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
             node_state,
             accept,
             send,
+            datagram,
             port: config.port,
             follow_stack: config.advertise.is_none(),
             read_timeout: config.read_timeout,
@@ -57,29 +63,34 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
         }
     }
 
-    /// Runs the node: `A` sockets accept frames on the gossip port while the driver runs due
-    /// timers, sends what the replica asks (one connection per frame) and sleeps until the
-    /// next timer or until something queued a frame; the address follower keeps the
-    /// advertised address on the stack's. `rng` picks gossip partners.
+    /// Runs the node: `A` sockets accept frames on the gossip port and one UDP socket on the
+    /// same port reads datagrams, while the driver runs due timers, sends what the replica
+    /// asks (one connection per frame, or one datagram) and sleeps until the next timer or
+    /// until something queued a frame; the address follower keeps the advertised address on
+    /// the stack's. `rng` picks gossip partners.
     pub async fn run(self, rng: &mut impl rand_core::RngCore) -> ! {
         let Self {
             stack,
             node_state,
             accept,
             send,
+            datagram,
             port,
             follow_stack,
             read_timeout,
             connect_timeout,
             write_timeout,
         } = self;
+        let (udp, udp_frame, max_datagram) = datagram::open(stack, datagram, port);
+        node_state.replica(|r| r.set_max_datagram(max_datagram));
         let acceptors = accept
             .each_mut()
             .map(|bufs| accept_loop(stack, node_state, bufs, port, read_timeout));
         let timeouts = (connect_timeout, write_timeout);
-        join3(
-            drive(stack, node_state, send, rng, timeouts),
+        join4(
+            drive(stack, node_state, send, &udp, rng, timeouts),
             join_array(acceptors),
+            datagram::read_loop(&udp, node_state, udp_frame, max_datagram > 0),
             follow_address(stack, node_state, port, follow_stack),
         )
         .await;
@@ -95,6 +106,7 @@ async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
     stack: Stack<'_>,
     node_state: &NodeState<M, N, P, L>,
     bufs: &mut SendBuffers,
+    udp: &UdpSocket<'_>,
     rng: &mut impl rand_core::RngCore,
     (connect_timeout, write_timeout): (Duration, Duration),
 ) {
@@ -107,6 +119,21 @@ async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
         });
         while let Some(tx) = node_state.replica(|r| r.poll_transmit(now(), &mut bufs.frame)) {
             let to = tx.to.as_str();
+            if tx.datagram {
+                let payload = bufs.frame.get(..tx.len).unwrap_or_default();
+                let sent = datagram::send(udp, to, payload, write_timeout)
+                    .await
+                    .is_ok();
+                let t = now();
+                node_state.replica(|r| {
+                    if sent {
+                        r.on_datagram_sent();
+                    } else {
+                        r.on_send_failed(to, t);
+                    }
+                });
+                continue;
+            }
             let ok = deliver(stack, bufs, to, tx.len, connect_timeout, write_timeout)
                 .await
                 .is_ok();

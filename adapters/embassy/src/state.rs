@@ -8,6 +8,7 @@
 
 use crate::fmt::{debug, info};
 use core::cell::RefCell;
+use embassy_net::udp::PacketMetadata;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
@@ -25,6 +26,13 @@ pub const ACCEPT_TX: usize = 64;
 pub const SEND_RX: usize = 64;
 /// Transmit buffer of the sending socket; larger frames are written in several pieces.
 pub const SEND_TX: usize = 2048;
+/// Payload storage of the datagram socket's receive side: one datagram of the largest size
+/// peers send ([`tally_core::Config::DATAGRAM`]) with room for small ones beside it.
+pub const DATAGRAM_RX: usize = 1536;
+/// Payload storage of the datagram socket's send side: one datagram of the largest size sent.
+pub const DATAGRAM_TX: usize = tally_core::Config::DATAGRAM as usize;
+/// Datagrams the receive side queues (the payload storage bounds them too).
+pub const DATAGRAM_QUEUE: usize = 4;
 /// Prepared writes a durable node holds until the persister reports them durable. Beyond
 /// this the newest replaces the one before it: its record carries the totals of both.
 pub const PENDING: usize = 4;
@@ -43,10 +51,21 @@ pub struct SendBuffers {
     pub(crate) frame: [u8; FRAME_BUFFER],
 }
 
+/// The buffers of the datagram socket (`docs/EXTENSIONS.md` §5): about 4 KiB.
+pub struct DatagramBuffers {
+    pub(crate) rx_meta: [PacketMetadata; DATAGRAM_QUEUE],
+    pub(crate) rx: [u8; DATAGRAM_RX],
+    pub(crate) tx_meta: [PacketMetadata; 1],
+    pub(crate) tx: [u8; DATAGRAM_TX],
+    /// One received datagram, copied out (one byte over the largest sent: longer is too large).
+    pub(crate) frame: [u8; DATAGRAM_TX + 1],
+}
+
 /// Socket and frame buffers of a node with `A` accepting sockets.
 pub struct Buffers<const A: usize> {
     pub(crate) accept: [AcceptBuffers; A],
     pub(crate) send: SendBuffers,
+    pub(crate) datagram: DatagramBuffers,
 }
 
 /// The replica and the local writes waiting for their records to be durable.
@@ -99,8 +118,8 @@ pub struct NodeState<M: RawMutex, const N: usize, const P: usize, const L: usize
 /// [`crate::new`].
 ///
 /// Size: the replica ([`FixedReplica`]`<N, P, L>`, about 9.1 KB for 32 entries, 16 peers and
-/// 64-byte ids) plus `A` × 5.4 KiB of accepting sockets and 6.4 KiB for the sender: 26,576 B
-/// for the default on a 32-bit MCU (measured in the RP2040 images).
+/// 64-byte ids) plus `A` × 5.4 KiB of accepting sockets, 6.4 KiB for the sender and 4 KiB for
+/// the datagram socket: about 30.6 KB for the default on a 32-bit MCU.
 pub struct State<
     M: RawMutex,
     const N: usize = 32,
@@ -131,6 +150,13 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize
                     rx: [0; SEND_RX],
                     tx: [0; SEND_TX],
                     frame: [0; FRAME_BUFFER],
+                },
+                datagram: DatagramBuffers {
+                    rx_meta: [PacketMetadata::EMPTY; DATAGRAM_QUEUE],
+                    rx: [0; DATAGRAM_RX],
+                    tx_meta: [PacketMetadata::EMPTY; 1],
+                    tx: [0; DATAGRAM_TX],
+                    frame: [0; DATAGRAM_TX + 1],
                 },
             },
         }
@@ -201,7 +227,7 @@ mod tests {
         let replica = core::mem::size_of::<FixedReplica<32, 16, 64>>();
         assert!(replica < 9500, "the replica is {replica} B");
         let size = core::mem::size_of::<State<NoopRawMutex>>();
-        assert!(size < 27 * 1024, "State is {size} B");
+        assert!(size < 31 * 1024, "State is {size} B");
         const { assert!(FRAME_BUFFER >= FrameLimits::MCU.max_frame + MAX_HEADER) };
     }
 

@@ -43,6 +43,11 @@ pub struct NodeConfig {
     pub send_queue: usize,
     /// Sender threads (default 4).
     pub senders: usize,
+    /// Datagrams (`docs/EXTENSIONS.md` §5): bind a UDP socket on the gossip address and send
+    /// frames of at most this many bytes to Tally peers that announced datagrams as one
+    /// datagram each (default [`Config::DATAGRAM`], 1,200). 0: TCP only, and the capability is
+    /// not announced. If the UDP port cannot be bound the node runs TCP only and says so.
+    pub max_datagram: u16,
 }
 
 impl NodeConfig {
@@ -66,6 +71,7 @@ impl NodeConfig {
             backlog: 64,
             send_queue: 256,
             senders: 4,
+            max_datagram: Config::DATAGRAM,
         }
     }
 

@@ -23,7 +23,11 @@
 //!   frame (spec §2), read to end of stream within `read_timeout` and the frame limit, then
 //!   `ingest`ed. Connections beyond the workers and the bounded backlog are shed and counted;
 //! - the **senders**: a small pool that connects (with `connect_timeout`), writes the whole
-//!   payload in one `write`, closes, and reports `on_delivered` / `on_send_failed`;
+//!   payload in one `write`, closes, and reports `on_delivered` / `on_send_failed` — or, for a
+//!   frame the core marks as a datagram, sends it from the gossip port's UDP socket;
+//! - the **datagram reader** (unless [`NodeConfig::max_datagram`] is 0): one thread reading the
+//!   UDP socket bound beside the TCP listener, each datagram one payload, `ingest_datagram`ed
+//!   (`docs/EXTENSIONS.md` §5);
 //! - with a [`Journal`], the **committer**: waits until the newest pending write's record is
 //!   durable, commits every write up to it under one lock and answers them.
 //!
@@ -33,6 +37,7 @@
 
 pub mod compress;
 mod config;
+mod datagram;
 mod journal;
 mod listener;
 mod node;

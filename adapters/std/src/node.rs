@@ -2,6 +2,7 @@
 //! its bytes (listener, senders, driver) and, when durable, wait for its journal (committer).
 
 use crate::config::NodeConfig;
+use crate::datagram;
 use crate::journal::{self, Committer, Done, JournalError, Pending};
 use crate::listener;
 use crate::sender::{Delivery, Senders};
@@ -117,6 +118,20 @@ impl Node {
         let now = tally_core::Instant::ZERO;
         let mut replica = HostReplica::new(identity, incarnation, replica_config, now)
             .map_err(|_| bad(&name, &"no room"))?;
+        // Datagrams beside the TCP port, when wanted and the port is free for UDP too.
+        let udp = match config.max_datagram {
+            0 => None,
+            max => match datagram::bind(local_addr) {
+                Ok(socket) => {
+                    replica.set_max_datagram(max);
+                    Some(socket)
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %local_addr, error = %e, "no datagram socket: TCP only");
+                    None
+                }
+            },
+        };
         replica
             .set_address(Some(&advertise))
             .map_err(|e| bad(&advertise, &e))?;
@@ -141,11 +156,15 @@ impl Node {
             config.backlog,
             config.read_timeout,
         )?;
+        if let Some(socket) = &udp {
+            threads.push(datagram::spawn(Arc::clone(socket), Arc::clone(&state))?);
+        }
         let (senders, send_threads) = Senders::spawn(
             &state,
             config.senders,
             config.send_queue,
             config.connect_timeout,
+            udp,
         )?;
         threads.extend(send_threads);
         let committer = match &config.journal {
@@ -476,6 +495,7 @@ fn drive(state: &NodeState, senders: &Senders) {
                 out.push(Delivery {
                     to: t.to.to_string(),
                     payload: buf.get(..t.len).unwrap_or_default().to_vec(),
+                    datagram: t.datagram,
                 });
             }
             while let Some(event) = replica.poll_event() {

@@ -1,9 +1,10 @@
 //! Delivery frames: a small pool of sender threads, each frame one connection (connect with a
-//! timeout, one write of the whole buffer, close), the outcome reported to the engine.
+//! timeout, one write of the whole buffer, close) or, when the core marks it so, one datagram
+//! from the gossip port's UDP socket; the outcome reported to the engine.
 
 use crate::state::NodeState;
 use std::io::Write;
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,6 +14,8 @@ use std::time::Duration;
 pub(crate) struct Delivery {
     pub to: String,
     pub payload: Vec<u8>,
+    /// Send it as one datagram (no delivery report).
+    pub datagram: bool,
 }
 
 pub(crate) struct Senders {
@@ -25,16 +28,17 @@ impl Senders {
         threads: usize,
         queue: usize,
         connect_timeout: Duration,
+        udp: Option<Arc<UdpSocket>>,
     ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
         let (tx, rx) = sync_channel::<Delivery>(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let mut handles = Vec::new();
         for i in 0..threads.max(1) {
-            let (rx, state) = (Arc::clone(&rx), Arc::clone(state));
+            let (rx, state, udp) = (Arc::clone(&rx), Arc::clone(state), udp.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("tally-send-{i}"))
-                    .spawn(move || run(&rx, &state, connect_timeout))?,
+                    .spawn(move || run(&rx, &state, connect_timeout, udp.as_deref()))?,
             );
         }
         Ok((Self { tx }, handles))
@@ -54,12 +58,23 @@ impl Senders {
     }
 }
 
-fn run(rx: &Mutex<Receiver<Delivery>>, state: &NodeState, connect_timeout: Duration) {
+fn run(
+    rx: &Mutex<Receiver<Delivery>>,
+    state: &NodeState,
+    connect_timeout: Duration,
+    udp: Option<&UdpSocket>,
+) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(out) = next else { break };
         if state.is_shutting_down() {
             break;
+        }
+        if out.datagram {
+            if let Some(udp) = udp {
+                send_datagram(udp, &out, state);
+                continue;
+            }
         }
         let ok = !state.is_isolated() && deliver(&out, connect_timeout).is_ok();
         let now = state.now();
@@ -71,12 +86,30 @@ fn run(rx: &Mutex<Receiver<Delivery>>, state: &NodeState, connect_timeout: Durat
     }
 }
 
-fn deliver(out: &Delivery, connect_timeout: Duration) -> std::io::Result<()> {
-    let addr = out
-        .to
-        .to_socket_addrs()?
+/// A datagram has no delivery report: only a failure to hand it to the socket is a failed
+/// send. An isolated node's datagrams vanish, as on a cut network.
+fn send_datagram(udp: &UdpSocket, out: &Delivery, state: &NodeState) {
+    let sent = state.is_isolated()
+        || resolve(&out.to)
+            .and_then(|to| crate::datagram::send(udp, to, &out.payload))
+            .is_ok();
+    let mut replica = state.replica();
+    if sent {
+        replica.on_datagram_sent();
+    } else {
+        let now = state.now();
+        replica.on_send_failed(&out.to, now);
+    }
+}
+
+fn resolve(to: &str) -> std::io::Result<SocketAddr> {
+    to.to_socket_addrs()?
         .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+fn deliver(out: &Delivery, connect_timeout: Duration) -> std::io::Result<()> {
+    let addr = resolve(&out.to)?;
     let mut stream = TcpStream::connect_timeout(&addr, connect_timeout)?;
     stream.set_write_timeout(Some(connect_timeout.max(Duration::from_secs(1))))?;
     stream.set_nodelay(true)?;

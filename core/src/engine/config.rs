@@ -65,6 +65,11 @@ pub struct Config {
     /// The cluster key (spec §8): every frame sent is tagged, every frame received must be.
     /// `None`: reference-compatible, no tags (and tagged frames are refused).
     pub cluster_key: Option<crate::auth::ClusterKey>,
+    /// Frames of at most this many bytes (§2 header included) go as one UDP datagram to peers
+    /// that announced datagrams (`docs/EXTENSIONS.md` §5); larger ones, and every frame to
+    /// other peers, go over TCP. 0 (the default): this node has no datagram socket and does not
+    /// announce the capability. Adapters that bind one set it (see [`Config::DATAGRAM`]).
+    pub max_datagram: u16,
     /// Most replies (Push, DigestAck, DigestPull answers) sent to one address per sync
     /// interval; beyond, they are shed and counted. Bounds what a flood of DigestPulls naming
     /// a victim's address can make this node send to it (default 4).
@@ -72,6 +77,10 @@ pub struct Config {
 }
 
 impl Config {
+    /// The datagram size adapters use (`max_datagram`): a frame this long, with IPv4 and UDP
+    /// headers, fits an Ethernet or Wi-Fi MTU of 1,500 bytes unfragmented.
+    pub const DATAGRAM: u16 = 1200;
+
     /// Host defaults.
     pub fn host() -> Self {
         Self {
@@ -94,6 +103,7 @@ impl Config {
             max_frame_out: 16 * 1024 - 256,
             cluster_key: None,
             max_replies_per_interval: 4,
+            max_datagram: 0,
         }
     }
 

@@ -16,12 +16,14 @@
 //! seeded run is deterministic.
 
 mod config;
+mod datagram;
 mod push;
 mod rounds;
 mod stats;
 mod trickle;
 
 pub use config::{Compressor, Config};
+pub use datagram::{ANSWER_WAIT, DATAGRAMS_OFF_TICKS};
 pub use stats::Stats;
 
 use crate::counter::{origin_of, CounterError, Entry, PnCounter};
@@ -42,8 +44,9 @@ use trickle::Trickle;
 /// a flood of DigestPulls cannot make the engine queue unbounded work.
 pub const QUEUE_CAPACITY: usize = 16;
 
-/// A frame the engine wants sent: `buf[..len]` of the `poll_transmit` call is the whole TCP
-/// payload (§2 header included), to be written to `to` in one connection.
+/// A frame the engine wants sent: `buf[..len]` of the `poll_transmit` call is the whole
+/// payload (§2 header included), to be written to `to` in one TCP connection — or, when
+/// `datagram` is set, sent as one UDP datagram to the same address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transmit<const L: usize> {
@@ -55,6 +58,9 @@ pub struct Transmit<const L: usize> {
     pub message: MessageType,
     /// The frame was compressed.
     pub compressed: bool,
+    /// Send it as one datagram (`docs/EXTENSIONS.md` §5), without a delivery report: neither
+    /// `on_delivered` nor `on_send_failed`, unless the local send itself fails.
+    pub datagram: bool,
 }
 
 /// What [`Engine::handle`] did with a valid frame.
@@ -71,7 +77,9 @@ pub struct Handled {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Planned {
     Pull,
-    Ack(u64),
+    /// A DigestAck of this digest (big-endian bytes: four-byte alignment keeps the queue's
+    /// entries at 80 bytes on boards).
+    Ack([u8; 8]),
     /// The entries changed after `since` (0: the full state); a `backstop` Push also carries
     /// what the peer itself gave us.
     Push {
@@ -433,7 +441,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             Message::DigestPull { digest, .. } => {
                 if digest == self.digest() {
                     self.learn(slot, self.counter.version(), now);
-                    self.reply(slot, from, Planned::Ack(digest), now);
+                    self.reply(slot, from, Planned::Ack(digest.to_be_bytes()), now);
                 } else {
                     self.reset_pending = true;
                     self.answer_mismatch(from, slot, now);
@@ -621,7 +629,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         self.saw(now);
         while let Some(p) = self.queue.pop_front() {
             match self.write_frame(&p, buf) {
-                Some(t) => {
+                Some(mut t) => {
+                    // The handshake itself is reference protocol: always over TCP.
+                    let hello = matches!(p.what, Planned::Hello { .. });
+                    t.datagram = !hello && self.send_as_datagram(t.to.as_str(), t.len, t.message);
                     if let Some(peer) = self.peers.get_mut(t.to.as_str()) {
                         peer.last_sent = Stamp::at(self.now);
                         if t.message == MessageType::DigestPull && peer.awaiting.get().is_none() {
@@ -650,10 +661,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             match p.what {
                 Planned::Pull | Planned::Ack(_) | Planned::Hello { .. } => {
                     let (message, digest) = match p.what {
-                        Planned::Ack(d) => (MessageType::DigestAck, d),
-                        Planned::Hello { reply } => {
-                            (MessageType::DigestAck, Hello::ours(reply).to_digest())
-                        }
+                        Planned::Ack(d) => (MessageType::DigestAck, u64::from_be_bytes(d)),
+                        Planned::Hello { reply } => (
+                            MessageType::DigestAck,
+                            Hello::ours(reply, self.caps()).to_digest(),
+                        ),
                         _ => {
                             let d = self.digest();
                             let version = self.counter.version();
@@ -746,6 +758,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             len: h + frame_len,
             message,
             compressed: flags == FLAG_ZSTD,
+            datagram: false,
         })
     }
 }

@@ -165,6 +165,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             .max(Duration::from_millis(1));
         if now >= self.next_tick {
             self.next_tick = now + tick;
+            self.unanswered_datagrams(now);
             let (downed, pruned) = self.peers.sweep(now, &self.config.detector);
             self.stats.peers_down += downed as u64;
             self.stats.peers_pruned += pruned as u64;

@@ -51,6 +51,10 @@ pub struct Stats {
     pub hellos_out: u64,
     /// Hellos received.
     pub hellos_in: u64,
+    /// Frames sent as datagrams.
+    pub datagrams_out: u64,
+    /// DigestPulls sent as datagrams that had no answer in time (counted as failed sends).
+    pub datagrams_unanswered: u64,
 }
 
 impl Default for Stats {
@@ -78,6 +82,8 @@ impl Default for Stats {
             eager_pushes: 0,
             hellos_out: 0,
             hellos_in: 0,
+            datagrams_out: 0,
+            datagrams_unanswered: 0,
         }
     }
 }

@@ -440,6 +440,22 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
     /// the frame, counts rejects and raises events.
     pub fn ingest(&mut self, now: Instant, input: Ingress<'_>) -> Result<Handled, WireError> {
         self.transport.accepted += 1;
+        self.take(now, input)
+    }
+
+    /// Takes one datagram received on the gossip port (`docs/EXTENSIONS.md` §5): the same
+    /// bytes a connection carries, handled the same way. A datagram longer than the frame limit
+    /// plus [`MAX_HEADER`] is `Ingress::TooLarge`.
+    pub fn ingest_datagram(
+        &mut self,
+        now: Instant,
+        input: Ingress<'_>,
+    ) -> Result<Handled, WireError> {
+        self.transport.datagrams_in += 1;
+        self.take(now, input)
+    }
+
+    fn take(&mut self, now: Instant, input: Ingress<'_>) -> Result<Handled, WireError> {
         let payload = match input {
             Ingress::Payload(p) => p,
             Ingress::TooLarge => return Err(self.read_failed(WireError::FrameTooLarge)),
@@ -497,6 +513,17 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
         self.address?;
         self.engine.poll_transmit(now, buf)
+    }
+
+    /// A datagram transmit was handed to the socket (it has no delivery report).
+    pub fn on_datagram_sent(&mut self) {
+        self.transport.datagrams_out += 1;
+    }
+
+    /// Announces datagrams (`max` > 0: the adapter's datagram socket is bound) or withdraws
+    /// them; see [`Engine::set_max_datagram`].
+    pub fn set_max_datagram(&mut self, max: u16) {
+        self.engine.set_max_datagram(max);
     }
 
     /// A transmit reached `addr`.

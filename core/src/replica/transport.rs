@@ -33,11 +33,15 @@ pub struct TransportStats {
     pub send_failed: u64,
     /// Frames dropped before sending because the send queue was full.
     pub send_dropped: u64,
+    /// Datagrams received on the gossip port, whatever they held.
+    pub datagrams_in: u64,
+    /// Frames sent as datagrams (no delivery report: counted when handed to the socket).
+    pub datagrams_out: u64,
 }
 
 impl TransportStats {
     /// Every counter with its stable metric name, for exporters.
-    pub fn named(&self) -> [(&'static str, u64); 6] {
+    pub fn named(&self) -> [(&'static str, u64); 8] {
         [
             ("accepted", self.accepted),
             ("read_failed", self.read_failed),
@@ -45,6 +49,8 @@ impl TransportStats {
             ("sent", self.sent),
             ("send_failed", self.send_failed),
             ("send_dropped", self.send_dropped),
+            ("datagrams_in", self.datagrams_in),
+            ("datagrams_out", self.datagrams_out),
         ]
     }
 }

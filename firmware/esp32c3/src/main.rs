@@ -181,6 +181,7 @@ async fn main(spawner: Spawner) {
     }
     spawn(&spawner, wifi_task(controller));
 
+    // Sockets: two accepting, one sending, the datagram socket, DHCP.
     static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
     let (stack, net_runner) = embassy_net::new(

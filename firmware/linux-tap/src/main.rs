@@ -404,7 +404,7 @@ async fn main(spawner: Spawner) {
     say(&format!("mac {m}"));
     watch::set_link(args.link_up);
 
-    // Sockets as on the boards: two accepting, one sending, DHCP.
+    // Sockets as on the boards: two accepting, one sending, the datagram socket, DHCP.
     static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         watch::Watched::new(device, args.port),

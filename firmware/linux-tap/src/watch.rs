@@ -6,7 +6,8 @@
 //!
 //! A gossip connection carries one `[n][sender address: n bytes][flags][message]` (spec §2,
 //! §3); the flag byte sits in the connection's first data segment, the one whose sequence
-//! number follows the SYN's. Only IPv4 without fragments is read: that is all this test sends.
+//! number follows the SYN's. A gossip datagram (`docs/EXTENSIONS.md` §5) carries the same bytes
+//! in one UDP payload. Only IPv4 without fragments is read: that is all this test sends.
 
 use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
 use embassy_sync::waitqueue::AtomicWaker;
@@ -132,17 +133,26 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Reads one Ethernet frame; anything that is not TCP to `port` over IPv4 is passed over.
+/// Reads one Ethernet frame; anything that is not TCP or UDP to `port` over IPv4 is passed
+/// over.
 fn watch(frame: &[u8], port: u16, opening: &mut HashMap<([u8; 4], u16), u32>) -> Option<()> {
     if be16(frame, 12)? != 0x0800 {
         return None;
     }
     let ip = frame.get(14..)?;
     let ihl = usize::from(ip.first()? & 0x0f) * 4;
-    if *ip.get(9)? != 6 {
-        return None;
-    }
     let total = usize::from(be16(ip, 2)?);
+    match *ip.get(9)? {
+        6 => {}
+        17 => {
+            let udp = ip.get(ihl..total)?;
+            if be16(udp, 2)? != port {
+                return None;
+            }
+            return count(udp.get(8..)?);
+        }
+        _ => return None,
+    }
     let tcp = ip.get(ihl..total)?;
     if be16(tcp, 2)? != port {
         return None;
@@ -163,6 +173,11 @@ fn watch(frame: &[u8], port: u16, opening: &mut HashMap<([u8; 4], u16), u32>) ->
         return None;
     }
     opening.remove(&key);
+    count(payload)
+}
+
+/// Counts the frame that starts `payload`, by its flag byte.
+fn count(payload: &[u8]) -> Option<()> {
     let n = usize::from(*payload.first()?);
     let flag = *payload.get(1 + n)?;
     FRAMES.fetch_add(1, Ordering::Relaxed);
@@ -217,7 +232,29 @@ mod tests {
         watch(&segment(5001, 8, false, b"\x03a:1\x40xyz"), 9000, &mut open);
         watch(&segment(5002, 8, false, b"\x03a:1\x80"), 9000, &mut open); // no SYN seen
         watch(&[0u8; 20], 9000, &mut open);
-        assert_eq!(FRAMES.load(Ordering::Relaxed) - frames, 2);
-        assert_eq!(COMPRESSED.load(Ordering::Relaxed) - zstd, 1);
+        // A datagram to the gossip port is one whole frame; one to another port is not ours.
+        watch(&datagram(9000, b"\x03a:1\xc0xyz"), 9000, &mut open);
+        watch(&datagram(9001, b"\x03a:1\xc0xyz"), 9000, &mut open);
+        assert_eq!(FRAMES.load(Ordering::Relaxed) - frames, 3);
+        assert_eq!(COMPRESSED.load(Ordering::Relaxed) - zstd, 2);
+    }
+
+    /// An Ethernet + IPv4 + UDP frame from 10.0.0.1:5000 to `dport`.
+    fn datagram(dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&ip);
+        let mut udp = vec![0u8; 8];
+        udp[0..2].copy_from_slice(&5000u16.to_be_bytes());
+        udp[2..4].copy_from_slice(&dport.to_be_bytes());
+        udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&udp);
+        f.extend_from_slice(payload);
+        f
     }
 }

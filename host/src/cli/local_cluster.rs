@@ -16,8 +16,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         nodes: args.nodes,
         sync_interval: args.sync_interval,
         data_dir: Some(data_dir.clone()),
-        gateway: true,
-        eager: true,
+        ..ClusterOptions::default()
     })
     .await?;
     let gateway = cluster.gateway_url().unwrap_or_default();

@@ -216,6 +216,9 @@ pub struct BenchArgs {
     /// Single increments timed by `--latency`.
     #[arg(long, default_value_t = 12)]
     pub samples: usize,
+    /// Largest frame the `--idle` / `--latency` nodes send as a datagram (0: TCP only).
+    #[arg(long, default_value_t = tally_core::Config::DATAGRAM)]
+    pub max_datagram: u16,
 }
 
 /// `tally node`.
@@ -250,6 +253,10 @@ pub struct NodeArgs {
     /// Peers contacted per round.
     #[arg(long, default_value_t = 2)]
     pub fanout: u8,
+    /// Frames of at most this many bytes go as one UDP datagram (on the gossip port) to Tally
+    /// peers that announced datagrams; 0: TCP only, and datagrams are not announced.
+    #[arg(long, default_value_t = tally_core::Config::DATAGRAM)]
+    pub max_datagram: u16,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -458,6 +465,7 @@ fn quiet_bench(args: &BenchArgs) -> ExitCode {
         idle: args.idle,
         latency: args.latency,
         samples: args.samples,
+        max_datagram: args.max_datagram,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

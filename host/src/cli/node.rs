@@ -32,6 +32,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         fsync: args.fsync,
         snapshot_every: args.snapshot_every,
         eager: true,
+        max_datagram: args.max_datagram,
     })
     .await?;
     println!(

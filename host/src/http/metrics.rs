@@ -58,6 +58,11 @@ pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
         counter!("tally_sends_total", "result" => "ok").absolute(transport.sent);
         counter!("tally_sends_total", "result" => "failed").absolute(transport.send_failed);
         counter!("tally_sends_total", "result" => "dropped").absolute(transport.send_dropped);
+        counter!("tally_datagrams_in_total").absolute(transport.datagrams_in);
+        counter!("tally_datagrams_out_total").absolute(transport.datagrams_out);
+        counter!("tally_datagrams_unanswered_total").absolute(stats.datagrams_unanswered);
+        counter!("tally_rounds_total").absolute(stats.rounds);
+        counter!("tally_eager_pushes_total").absolute(stats.eager_pushes);
         let g = &app.guard.counters;
         counter!("tally_http_refused_total", "reason" => "unauthorized")
             .absolute(g.unauthorized.load(Ordering::Relaxed));

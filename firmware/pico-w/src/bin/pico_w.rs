@@ -127,7 +127,7 @@ async fn main(spawner: Spawner) {
         .set_power_management(cyw43::PowerManagementMode::PowerSave)
         .await;
 
-    // Sockets: two accepting, one sending, DHCP.
+    // Sockets: two accepting, one sending, the datagram socket, DHCP.
     static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         device,

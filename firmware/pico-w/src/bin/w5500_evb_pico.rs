@@ -100,7 +100,7 @@ async fn main(spawner: Spawner) {
         Err(_) => warn!("cannot spawn the ethernet task"),
     }
 
-    // Sockets: two accepting, one sending, DHCP.
+    // Sockets: two accepting, one sending, the datagram socket, DHCP.
     static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         device,
