@@ -106,21 +106,11 @@ impl Wire {
     fn run_until(&mut self, until: Instant) {
         loop {
             self.drain();
-            let next = self
-                .nodes
-                .iter()
-                .filter_map(|e| e.poll_timeout())
-                .min()
-                .unwrap()
-                .max(self.now);
-            if next > until {
-                self.now = until;
-                return;
-            }
-            self.now = next;
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].poll_timeout().is_some_and(|t| t <= next) {
-                    self.nodes[i].handle_timeout(next, &mut self.rng);
+            match common::step(&mut self.nodes, self.now, until, &mut self.rng) {
+                Some(t) => self.now = t,
+                None => {
+                    self.now = until;
+                    return;
                 }
             }
         }

@@ -122,14 +122,11 @@ fn hello_and_its_answer_are_the_documented_bytes() {
     let hello = hex("0085a174cc03a26964ae3132372e302e302e313a39303030a3696e63c0a3646563c0a3646967cf54616c6c79010001");
     let answer = hex("0085a174cc03a26964ae3132372e302e302e313a39303031a3696e63c0a3646563c0a3646967cf54616c6c79018001");
     let mut a = engine("127.0.0.1:9000");
-    a.add_peer("127.0.0.1:9001", PeerSource::Static, Instant::ZERO)
-        .unwrap();
-    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
-    a.handle_timeout(Instant::ZERO, &mut rng);
-    let mut buf = [0u8; 4096];
-    let t = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
-    let (from, frame) = split_header(&buf[..t.len]).unwrap();
+    let (t, payload) = first_transmit(&mut a, "127.0.0.1:9001");
+    assert_eq!(t.message, MessageType::DigestAck);
+    let (from, frame) = split_header(&payload).unwrap();
     assert_eq!((from, frame), ("127.0.0.1:9000", &hello[..]));
+    let mut buf = [0u8; 4096];
 
     let mut b = engine("127.0.0.1:9001");
     b.handle(Instant::ZERO, "127.0.0.1:9000", &hello).unwrap();
@@ -148,4 +145,31 @@ fn hello_and_its_answer_are_the_documented_bytes() {
         .get("127.0.0.1:9001")
         .unwrap()
         .speaks(tally_core::ext::Caps::QUIET));
+}
+
+/// `docs/EXTENSIONS.md` §2.2: the hello of a node with a datagram socket announces `QUIET` and
+/// `DATAGRAM` (caps 3); the peer records both.
+#[test]
+fn hello_with_datagrams_is_the_documented_bytes() {
+    let hello = hex("0085a174cc03a26964ae3132372e302e302e313a39303030a3696e63c0a3646563c0a3646967cf54616c6c79010003");
+    let mut a = engine("127.0.0.1:9000");
+    a.set_max_datagram(1200);
+    let (t, payload) = first_transmit(&mut a, "127.0.0.1:9001");
+    assert!(!t.datagram, "a hello always goes over TCP");
+    let (_, frame) = split_header(&payload).unwrap();
+    assert_eq!(frame, &hello[..]);
+    let mut b = engine("127.0.0.1:9001");
+    b.handle(Instant::ZERO, "127.0.0.1:9000", &hello).unwrap();
+    let caps = b.peers().get("127.0.0.1:9000").unwrap().caps.unwrap();
+    assert!(caps.contains(tally_core::ext::Caps::DATAGRAM));
+}
+
+/// What `a` sends first once `peer` is added and its timers run: the hello to it.
+fn first_transmit(a: &mut common::TestEngine, peer: &str) -> (tally_core::Transmit<64>, Vec<u8>) {
+    a.add_peer(peer, PeerSource::Static, Instant::ZERO).unwrap();
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
+    a.handle_timeout(Instant::ZERO, &mut rng);
+    let mut buf = [0u8; 4096];
+    let t = a.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    (t, buf[..t.len].to_vec())
 }

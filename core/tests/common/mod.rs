@@ -9,6 +9,8 @@
 
 use tally_core::{Config, FixedEngine, Instant, NodeId};
 
+use rand::rngs::SmallRng;
+
 /// Decodes a fixture's hex (whitespace ignored).
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -33,4 +35,30 @@ pub fn id(s: &str) -> NodeId<64> {
 /// An engine at address = id `addr`.
 pub fn engine(addr: &str) -> TestEngine {
     TestEngine::new(id(addr), id(addr), Config::mcu(), Instant::ZERO).unwrap()
+}
+
+/// One step of a hand-driven wire whose queued frames were all delivered at `now`: the next
+/// timeout of any engine, if it comes by `until`, fired on every engine it is due for. Returns
+/// the time it fired at (the new "now"), or `None` when nothing is due by `until`.
+pub fn step(
+    nodes: &mut [TestEngine],
+    now: Instant,
+    until: Instant,
+    rng: &mut SmallRng,
+) -> Option<Instant> {
+    let next = nodes
+        .iter()
+        .filter_map(|e| e.poll_timeout())
+        .min()
+        .unwrap()
+        .max(now);
+    if next > until {
+        return None;
+    }
+    for e in nodes.iter_mut() {
+        if e.poll_timeout().is_some_and(|t| t <= next) {
+            e.handle_timeout(next, rng);
+        }
+    }
+    Some(next)
 }

@@ -193,22 +193,28 @@ mod tests {
 
     /// An Ethernet + IPv4 + TCP frame from 10.0.0.1:`sport` to port 9000.
     fn segment(sport: u16, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x08, 0x00]);
-        let total = (20 + 20 + payload.len()) as u16;
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        ip[2..4].copy_from_slice(&total.to_be_bytes());
-        f.extend_from_slice(&ip);
         let mut tcp = vec![0u8; 20];
         tcp[0..2].copy_from_slice(&sport.to_be_bytes());
         tcp[2..4].copy_from_slice(&9000u16.to_be_bytes());
         tcp[4..8].copy_from_slice(&seq.to_be_bytes());
         tcp[12] = 5 << 4;
         tcp[13] = if syn { 0x02 } else { 0x18 };
-        f.extend_from_slice(&tcp);
-        f.extend_from_slice(payload);
+        tcp.extend_from_slice(payload);
+        ethernet_ipv4(6, &tcp)
+    }
+
+    /// An Ethernet frame carrying an IPv4 packet from 10.0.0.1 to 10.0.0.2 of protocol
+    /// `proto` around `l4`.
+    fn ethernet_ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + l4.len()) as u16;
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(l4);
         f
     }
 
@@ -241,20 +247,11 @@ mod tests {
 
     /// An Ethernet + IPv4 + UDP frame from 10.0.0.1:5000 to `dport`.
     fn datagram(dport: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(&[0x08, 0x00]);
-        let total = (20 + 8 + payload.len()) as u16;
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        ip[2..4].copy_from_slice(&total.to_be_bytes());
-        f.extend_from_slice(&ip);
         let mut udp = vec![0u8; 8];
         udp[0..2].copy_from_slice(&5000u16.to_be_bytes());
         udp[2..4].copy_from_slice(&dport.to_be_bytes());
         udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&udp);
-        f.extend_from_slice(payload);
-        f
+        udp.extend_from_slice(payload);
+        ethernet_ipv4(17, &udp)
     }
 }
