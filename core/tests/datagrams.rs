@@ -11,12 +11,12 @@
 
 mod common;
 
-use common::{id, TestEngine};
+use common::TestEngine;
 use rand::SeedableRng;
 use tally_core::ext::{Caps, Hello};
 use tally_core::frame::split_header;
 use tally_core::{
-    Config, Duration, Instant, Message, MessageLimits, MessageType, PeerSource, ANSWER_WAIT,
+    Config, Duration, Instant, Message, MessageLimits, MessageType, ANSWER_WAIT,
     DATAGRAMS_OFF_TICKS,
 };
 
@@ -46,14 +46,9 @@ impl Wire {
         let addrs: Vec<String> = (0..max_datagram.len())
             .map(|i| format!("10.0.1.{}:1", i + 1))
             .collect();
-        let mut nodes = Vec::new();
-        for (a, max) in addrs.iter().zip(max_datagram) {
-            let mut e = TestEngine::new(id(a), id(a), Config::mcu(), Instant::ZERO).unwrap();
+        let mut nodes = common::mesh(&addrs, Config::mcu());
+        for (e, max) in nodes.iter_mut().zip(max_datagram) {
             e.set_max_datagram(*max);
-            for b in addrs.iter().filter(|b| *b != a) {
-                e.add_peer(b, PeerSource::Static, Instant::ZERO).unwrap();
-            }
-            nodes.push(e);
         }
         Wire {
             nodes,
@@ -66,40 +61,25 @@ impl Wire {
     }
 
     fn drain(&mut self) {
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let mut moved = false;
-            for i in 0..self.nodes.len() {
-                while let Some(t) = self.nodes[i].poll_transmit(self.now, &mut buf) {
-                    moved = true;
-                    let to = self.addrs.iter().position(|a| a == t.to.as_str()).unwrap();
-                    let (header, frame) = split_header(&buf[..t.len]).unwrap();
-                    let m = Message::parse(&frame[1..], &MessageLimits::HOST).unwrap();
-                    let hello = matches!(m, Message::DigestAck { digest, .. }
-                        if Hello::from_digest(digest).is_some());
-                    self.sent.push(Sent {
-                        from: i,
-                        to,
-                        message: t.message,
-                        datagram: t.datagram,
-                        hello,
-                        len: t.len,
-                    });
-                    if t.datagram {
-                        if self.drop_datagrams {
-                            continue;
-                        }
-                    } else {
-                        self.nodes[i].on_delivered(t.to.as_str(), self.now);
-                    }
-                    let header = header.to_string();
-                    let frame = frame.to_vec();
-                    let _ = self.nodes[to].handle(self.now, &header, &frame);
-                }
+        while let Some((i, t, payload)) = common::next_transmit(&mut self.nodes, self.now) {
+            let to = self.addrs.iter().position(|a| a == t.to.as_str()).unwrap();
+            let (header, frame) = split_header(&payload).unwrap();
+            let m = Message::parse(&frame[1..], &MessageLimits::HOST).unwrap();
+            let hello = matches!(m, Message::DigestAck { digest, .. } if Hello::from_digest(digest).is_some());
+            self.sent.push(Sent {
+                from: i,
+                to,
+                message: t.message,
+                datagram: t.datagram,
+                hello,
+                len: t.len,
+            });
+            if !t.datagram {
+                self.nodes[i].on_delivered(t.to.as_str(), self.now);
+            } else if self.drop_datagrams {
+                continue;
             }
-            if !moved {
-                return;
-            }
+            let _ = self.nodes[to].handle(self.now, header, frame);
         }
     }
 

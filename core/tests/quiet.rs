@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{id, TestEngine};
+use common::TestEngine;
 use rand::SeedableRng;
 use tally_core::ext::{Caps, Hello};
 use tally_core::frame::split_header;
@@ -34,17 +34,12 @@ impl Wire {
     fn new(n: usize, config: Config, with_reference: bool) -> Wire {
         let addrs: Vec<String> = (0..n).map(|i| format!("10.0.0.{}:1", i + 1)).collect();
         let reference = "10.0.0.99:1".to_string();
-        let mut nodes = Vec::new();
-        for a in &addrs {
-            let mut e = TestEngine::new(id(a), id(a), config, Instant::ZERO).unwrap();
-            for b in addrs.iter().filter(|b| *b != a) {
-                e.add_peer(b, PeerSource::Static, Instant::ZERO).unwrap();
-            }
-            if with_reference {
+        let mut nodes = common::mesh(&addrs, config);
+        if with_reference {
+            for e in &mut nodes {
                 e.add_peer(&reference, PeerSource::Static, Instant::ZERO)
                     .unwrap();
             }
-            nodes.push(e);
         }
         Wire {
             nodes,
@@ -59,20 +54,8 @@ impl Wire {
 
     /// Delivers everything queued, at once, until nothing is left.
     fn drain(&mut self) {
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let mut moved = false;
-            for i in 0..self.nodes.len() {
-                while let Some(t) = self.nodes[i].poll_transmit(self.now, &mut buf) {
-                    moved = true;
-                    let payload = buf[..t.len].to_vec();
-                    let to = t.to.as_str().to_string();
-                    self.deliver(i, &to, &payload, t.message);
-                }
-            }
-            if !moved {
-                return;
-            }
+        while let Some((i, t, payload)) = common::next_transmit(&mut self.nodes, self.now) {
+            self.deliver(i, t.to.as_str(), &payload, t.message);
         }
     }
 

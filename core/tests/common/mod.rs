@@ -7,7 +7,7 @@
     clippy::panic
 )]
 
-use tally_core::{Config, FixedEngine, Instant, NodeId};
+use tally_core::{Config, FixedEngine, Instant, NodeId, PeerSource, Transmit};
 
 use rand::rngs::SmallRng;
 
@@ -61,4 +61,31 @@ pub fn step(
         }
     }
     Some(next)
+}
+
+/// Engines at `addrs` (address = id) with `config`, each a static peer of every other.
+pub fn mesh(addrs: &[String], config: Config) -> Vec<TestEngine> {
+    addrs
+        .iter()
+        .map(|a| {
+            let mut e = TestEngine::new(id(a), id(a), config, Instant::ZERO).unwrap();
+            for b in addrs.iter().filter(|b| *b != a) {
+                e.add_peer(b, PeerSource::Static, Instant::ZERO).unwrap();
+            }
+            e
+        })
+        .collect()
+}
+
+/// The next frame any engine wants sent at `now` (the lowest index first): its sender, the
+/// transmit and its payload.
+pub fn next_transmit(
+    nodes: &mut [TestEngine],
+    now: Instant,
+) -> Option<(usize, Transmit<64>, Vec<u8>)> {
+    let mut buf = vec![0u8; 8192];
+    nodes.iter_mut().enumerate().find_map(|(i, e)| {
+        let t = e.poll_transmit(now, &mut buf)?;
+        Some((i, t, buf[..t.len].to_vec()))
+    })
 }
