@@ -61,7 +61,7 @@ impl Wire {
 
     fn deliver(&mut self, from: usize, to: &str, payload: &[u8], kind: MessageType) {
         let now = self.now;
-        if self.cut {
+        if self.cut || to == DEAD {
             self.nodes[from].on_send_failed(to, now);
             return;
         }
@@ -110,6 +110,9 @@ impl Wire {
         self.nodes[i].stats().frames_out.iter().sum()
     }
 }
+
+/// An address where nothing ever answers (a board switched off for good).
+const DEAD: &str = "10.0.0.77:1";
 
 fn secs(s: u64) -> Instant {
     Instant::ZERO + Duration::from_secs(s)
@@ -191,17 +194,22 @@ fn failed_sends_hold_the_minimum_interval_and_a_heal_converges() {
     let mut w = Wire::new(3, Config::mcu(), false);
     w.run_until(secs(600));
     assert_eq!(w.nodes[0].round_interval(), Duration::from_secs(128));
-    // A partition: every send fails. Node 0 writes into it.
+    // A partition: every send fails. Node 0 writes into it; its failed sends to live peers
+    // keep it at the minimum interval until they are down.
     w.cut = true;
     w.nodes[0].increment(2).unwrap();
-    w.run_until(secs(660));
+    w.run_until(secs(608));
     assert_eq!(w.nodes[0].round_interval(), Duration::from_secs(2));
+    w.run_until(secs(660));
     assert_eq!(w.nodes[0].peers().count(PeerState::Down), 2);
     // Node 1 sent nothing during the cut (its interval is long): it is told at the heal, by
-    // node 0's probes, which run every round.
+    // node 0's probes of its down peers, which run every tick whatever the interval. The first
+    // probe that gets through readmits a peer, which sets the interval back to the minimum.
     // Heal: within 2·log2(3) ≈ 4 rounds (8 s) everybody holds the write.
     w.cut = false;
     let healed = w.now;
+    w.run_until(healed + Duration::from_millis(2100));
+    assert_eq!(w.nodes[0].round_interval(), Duration::from_secs(2));
     let mut at = None;
     while w.now < healed + Duration::from_secs(8) {
         let t = w.now + Duration::from_millis(100);
@@ -231,5 +239,22 @@ fn a_change_is_pushed_at_once_not_at_the_next_round() {
     w.run_until(start + Duration::from_millis(20));
     for (i, e) in w.nodes.iter().enumerate() {
         assert_eq!(e.value(), 9, "node {i} 20 ms after the write");
+    }
+}
+
+#[test]
+fn a_peer_that_stays_down_does_not_hold_the_cluster_at_the_minimum() {
+    let mut w = Wire::new(3, Config::mcu(), false);
+    for e in &mut w.nodes {
+        e.add_peer(DEAD, PeerSource::Static, Instant::ZERO).unwrap();
+    }
+    w.nodes[1].increment(1).unwrap();
+    w.run_until(secs(900));
+    for (i, e) in w.nodes.iter().enumerate() {
+        // The dead peer is down and still probed every tick (each probe fails) …
+        assert_eq!(e.peers().get(DEAD).unwrap().state(), PeerState::Down);
+        // … but failed probes of a down peer are no news: the rounds backed off all the same.
+        assert_eq!(e.round_interval(), Duration::from_secs(128), "node {i}");
+        assert_eq!(e.value(), 1);
     }
 }

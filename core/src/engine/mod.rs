@@ -352,8 +352,17 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// when this made the peer down.
     pub fn on_send_failed(&mut self, addr: &str, now: Instant) -> bool {
         self.saw(now);
-        // A failed send may be a partition: gossip at the minimum interval until it heals.
-        self.reset_pending = true;
+        // A failed send to a live peer may be a partition: gossip at the minimum interval. A
+        // failed probe of a peer already down is no news (a board switched off for a week
+        // must not hold the cluster at the minimum); its return, when a probe gets through,
+        // resets the rounds as a returning peer.
+        let was_down = self
+            .peers
+            .get(addr)
+            .is_some_and(|p| p.state() == crate::peers::PeerState::Down);
+        if !was_down {
+            self.reset_pending = true;
+        }
         if let Some(p) = self.peers.get_mut(addr) {
             p.sent_version = 0;
             if p.caps.is_none() {
