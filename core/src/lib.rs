@@ -82,6 +82,7 @@ pub mod frame;
 pub mod id;
 pub mod message;
 mod msgpack;
+pub mod named;
 pub mod peers;
 pub mod replica;
 #[cfg(feature = "sim")]

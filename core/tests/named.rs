@@ -1,0 +1,177 @@
+//! Named counters (`tally_core::named`): the CRDT laws of the map, exact values per counter,
+//! capacity refusals that change nothing, and observed-remove keeping concurrent increments.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use tally_core::named::{FixedCounterMap, MapError, Totals};
+use tally_core::NodeId;
+
+type M = FixedCounterMap<8, 8, 64, 16>;
+
+const IDS: [&str; 4] = ["a#1", "b#1", "c#2", "d:9#7"];
+const NAMES: [&str; 5] = ["doors", "exits", "parts.A", "parts-B", "x"];
+
+fn map(id: &str) -> M {
+    M::new(NodeId::new(id).unwrap())
+}
+
+fn state(m: &M) -> Vec<(String, String, Totals)> {
+    m.cells()
+        .map(|(n, i, t)| (n.to_string(), i.to_string(), t))
+        .collect()
+}
+
+fn merged(into: &M, from: &M) -> M {
+    let mut out = into.clone();
+    out.merge(from.cells()).unwrap();
+    out
+}
+
+/// (replica, name, increment?, amount) operations.
+fn ops() -> impl Strategy<Value = Vec<(usize, usize, bool, u32)>> {
+    proptest::collection::vec(
+        (0..IDS.len(), 0..NAMES.len(), any::<bool>(), 0u32..1000),
+        0..40,
+    )
+}
+
+/// Applies `ops` on one replica per id; returns them and each counter's exact value.
+fn replicas(ops: &[(usize, usize, bool, u32)]) -> (Vec<M>, BTreeMap<&'static str, i128>) {
+    let mut ms: Vec<M> = IDS.iter().map(|i| map(i)).collect();
+    let mut expected = BTreeMap::new();
+    for &(r, n, inc, by) in ops {
+        let (i, d) = if inc { (by, 0) } else { (0, by) };
+        ms[r].apply(NAMES[n], u64::from(i), u64::from(d)).unwrap();
+        if by > 0 {
+            // A write of nothing creates no counter.
+            *expected.entry(NAMES[n]).or_insert(0) += i128::from(i) - i128::from(d);
+        }
+    }
+    (ms, expected)
+}
+
+proptest! {
+    #[test]
+    fn merge_is_commutative_associative_and_idempotent(ops in ops()) {
+        let (ms, _) = replicas(&ops);
+        let (a, b, c) = (&ms[0], &ms[1], &ms[2]);
+        prop_assert_eq!(state(&merged(a, b)), state(&merged(b, a)));
+        prop_assert_eq!(
+            state(&merged(&merged(a, b), c)),
+            state(&merged(a, &merged(b, c)))
+        );
+        prop_assert_eq!(state(&merged(a, a)), state(a));
+        let mut again = merged(a, b);
+        prop_assert!(!again.merge(b.cells()).unwrap(), "merging twice changed the map");
+    }
+
+    #[test]
+    fn each_counter_is_the_sum_of_its_operations(ops in ops()) {
+        let (ms, expected) = replicas(&ops);
+        let mut all = map("observer#1");
+        for m in &ms {
+            all.merge(m.cells()).unwrap();
+        }
+        for (name, value) in &expected {
+            prop_assert_eq!(all.value(name), Some(*value), "{}", name);
+        }
+        let shown: Vec<&str> = all.counters().map(|(n, _)| n).collect();
+        let want: Vec<&str> = expected.keys().copied().collect();
+        prop_assert_eq!(shown, want);
+    }
+
+    #[test]
+    fn a_merge_that_does_not_fit_changes_nothing(ops in ops(), extra in 2usize..5) {
+        let (ms, _) = replicas(&ops);
+        let mut small = FixedCounterMap::<2, 8, 64, 16>::new(NodeId::new("s#1").unwrap());
+        small.apply("doors", 3, 0).unwrap();
+        let before: Vec<_> = small.cells().map(|(n, i, t)| (n.to_string(), i.to_string(), t)).collect();
+        let mut big = FixedCounterMap::<16, 8, 128, 16>::new(NodeId::new("big#1").unwrap());
+        for m in &ms {
+            big.merge(m.cells()).unwrap();
+        }
+        for k in 0..extra {
+            big.apply(["zz1", "zz2", "zz3", "zz4", "zz5"][k], 1, 0).unwrap();
+        }
+        // `big` now holds at least two names besides "doors": they cannot all fit.
+        let r = small.merge(big.cells());
+        prop_assert_eq!(r, Err(MapError::TooManyCounters));
+        let after: Vec<_> = small.cells().map(|(n, i, t)| (n.to_string(), i.to_string(), t)).collect();
+        prop_assert_eq!(after, before);
+    }
+}
+
+#[test]
+fn capacity_and_names_are_refused_clearly_and_change_nothing() {
+    let mut m = FixedCounterMap::<2, 2, 3, 16>::new(NodeId::new("me#1").unwrap());
+    assert_eq!(m.apply("a", 1, 0), Ok(1));
+    assert_eq!(m.apply("b", 0, 2), Ok(-2));
+    let before = state_of(&m);
+    assert_eq!(m.apply("c", 1, 0), Err(MapError::TooManyCounters));
+    assert_eq!(MapError::TooManyCounters.name(), "too_many_counters");
+    let bad = m.apply("no spaces", 1, 0).unwrap_err();
+    assert_eq!(bad.name(), "bad_name");
+    assert_eq!(m.apply("a", u64::MAX, 0), Err(MapError::Overflow));
+    // A third cell fits, a fourth does not; ids: two at most.
+    let t = Totals {
+        inc: 5,
+        ..Totals::default()
+    };
+    assert_eq!(
+        m.merge([("a", "other#1", t), ("b", "other#1", t)]),
+        Err(MapError::CapacityExceeded)
+    );
+    assert_eq!(
+        m.merge([("a", "x#1", t), ("a", "y#1", t)]),
+        Err(MapError::CapacityExceeded)
+    );
+    assert_eq!(
+        m.merge([("b", "x#1", t), ("a", "x#1", t)]),
+        Err(MapError::Unsorted)
+    );
+    assert_eq!(state_of(&m), before);
+    assert_eq!(m.merge([("a", "x#1", t)]), Ok(true));
+    assert_eq!(m.value("a"), Some(6));
+}
+
+fn state_of<const K: usize, const I: usize, const C: usize>(
+    m: &FixedCounterMap<K, I, C, 16>,
+) -> Vec<(String, String, Totals)> {
+    m.cells()
+        .map(|(n, i, t)| (n.to_string(), i.to_string(), t))
+        .collect()
+}
+
+#[test]
+fn a_removal_keeps_the_increment_made_concurrently() {
+    let (mut a, mut b) = (map("a#1"), map("b#1"));
+    a.apply("doors", 5, 0).unwrap();
+    b.apply("doors", 3, 1).unwrap();
+    a.merge(b.cells()).unwrap();
+    b.merge(a.cells()).unwrap();
+    assert_eq!((a.value("doors"), b.value("doors")), (Some(7), Some(7)));
+    // Concurrently: a removes the counter as it sees it; b counts 2 more.
+    assert!(a.remove("doors"));
+    assert_eq!(a.value("doors"), None);
+    assert_eq!(a.counters().count(), 0);
+    b.apply("doors", 2, 0).unwrap();
+    let (a2, b2) = (merged(&a, &b), merged(&b, &a));
+    assert_eq!(a2.value("doors"), Some(2));
+    assert_eq!(b2.value("doors"), Some(2));
+    assert_eq!(state(&a2), state(&b2));
+    // A removal that saw everything leaves nothing, everywhere.
+    let mut c = a2.clone();
+    assert!(c.remove("doors"));
+    let d = merged(&b2, &c);
+    assert_eq!(d.value("doors"), None);
+    assert!(!c.remove("doors"), "already removed");
+    // Counting again after a removal starts from zero.
+    c.apply("doors", 4, 0).unwrap();
+    assert_eq!(c.value("doors"), Some(4));
+}
