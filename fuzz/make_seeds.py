@@ -93,7 +93,18 @@ def op_push(from_idx, sender, flags, entries, mutate=None) -> bytes:
     return out
 
 
+# The named-counter Push vector of docs/EXTENSIONS.md §6.3.
+NAMED_PUSH = bytes.fromhex(
+    "83a174cc12a26964a3612331a16382a5646f6f72739295a3612331"
+    + "cf0000000000000005cf0000000000000001cf0000000000000000cf0000000000000000"
+    + "95a3622332cf0000000000000003cf0000000000000000cf0000000000000002cf0000000000000000"
+    + "a565786974739195a3612331cf0000000000000001cf0000000000000000cf0000000000000000"
+    + "cf0000000000000000"
+)
+
+
 def main() -> None:
+    write("named_push", "vector", NAMED_PUSH)
     for name, (msg, addr) in MESSAGES.items():
         write("message_parse", name, msg)
         write("frame_parse", name, header(addr) + b"\x00" + msg)

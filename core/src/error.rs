@@ -95,6 +95,9 @@ wire_errors! {
     /// An entry value would need more than 64 bits… never produced by merge (max), kept for
     /// completeness of the reject table.
     Overflow => "overflow", "arithmetic overflow";
+    /// A named-counter extension message (`docs/EXTENSIONS.md` §6) names a counter that is
+    /// not 1–64 bytes of `[A-Za-z0-9._-]`, or lists names or ids out of order.
+    BadName => "bad_name", "invalid or unsorted counter name";
 }
 
 impl WireError {

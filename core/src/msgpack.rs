@@ -18,6 +18,7 @@ pub(crate) enum Kind {
     Float,
     Str,
     Map,
+    Array,
     Other,
 }
 
@@ -66,6 +67,7 @@ impl<'a> Reader<'a> {
             0xca | 0xcb => Kind::Float,
             0xa0..=0xbf | 0xd9..=0xdb => Kind::Str,
             0x80..=0x8f | 0xde | 0xdf => Kind::Map,
+            0x90..=0x9f | 0xdc | 0xdd => Kind::Array,
             _ => Kind::Other,
         })
     }
@@ -122,6 +124,22 @@ impl<'a> Reader<'a> {
         };
         // Every pair takes at least two bytes: a count beyond that cannot be honest.
         if (len as usize).saturating_mul(2) > self.bytes.len() {
+            return Err(WireError::Truncated);
+        }
+        Ok(len)
+    }
+
+    /// Reads an array header: the number of items.
+    pub(crate) fn read_array_len(&mut self) -> Result<u32, WireError> {
+        let m = self.byte()?;
+        let len = match m {
+            0x90..=0x9f => u32::from(m & 0x0f),
+            0xdc => self.be(2)? as u32,
+            0xdd => self.be(4)? as u32,
+            _ => return Err(WireError::WrongType),
+        };
+        // Every item takes at least one byte.
+        if len as usize > self.bytes.len() {
             return Err(WireError::Truncated);
         }
         Ok(len)
@@ -244,6 +262,11 @@ impl<'a> Writer<'a> {
             self.put(&(len as u32).to_be_bytes())?;
         }
         self.put(s.as_bytes())
+    }
+
+    pub(crate) fn put_array_len(&mut self, len: usize) -> Result<(), BufferTooSmall> {
+        let mut h = [0u8; 5];
+        self.put(array_header(len, &mut h))
     }
 
     pub(crate) fn put_map_len(&mut self, len: usize) -> Result<(), BufferTooSmall> {

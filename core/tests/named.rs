@@ -175,3 +175,136 @@ fn a_removal_keeps_the_increment_made_concurrently() {
     c.apply("doors", 4, 0).unwrap();
     assert_eq!(c.value("doors"), Some(4));
 }
+
+mod wire {
+    use super::*;
+    use tally_core::named::wire::{emit, NamedLimits, NamedPush};
+    use tally_core::WireError;
+
+    fn t(inc: u64, dec: u64, floor_inc: u64, floor_dec: u64) -> Totals {
+        Totals {
+            inc,
+            dec,
+            floor_inc,
+            floor_dec,
+        }
+    }
+
+    fn vector_cells() -> Vec<(&'static str, &'static str, Totals)> {
+        vec![
+            ("doors", "a#1", t(5, 1, 0, 0)),
+            ("doors", "b#2", t(3, 0, 2, 0)),
+            ("exits", "a#1", t(1, 0, 0, 0)),
+        ]
+    }
+
+    /// `docs/EXTENSIONS.md` §6.3, byte for byte.
+    const VECTOR: &str = "83a174cc12a26964a3612331a163\
+        82a5646f6f7273\
+        92\
+        95a3612331cf0000000000000005cf0000000000000001cf0000000000000000cf0000000000000000\
+        95a3622332cf0000000000000003cf0000000000000000cf0000000000000002cf0000000000000000\
+        a565786974739195a3612331cf0000000000000001cf0000000000000000cf0000000000000000cf0000000000000000";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_vector_is_what_emit_writes_and_parse_reads() {
+        let mut buf = [0u8; 512];
+        let n = emit("a#1", vector_cells().into_iter(), &mut buf).unwrap();
+        assert_eq!(buf[..n], hex(VECTOR)[..]);
+        let p = NamedPush::parse(&buf[..n], &NamedLimits::HOST).unwrap();
+        assert_eq!(p.id, "a#1");
+        assert_eq!(p.cells.collect::<Vec<_>>(), vector_cells());
+    }
+
+    #[test]
+    fn a_map_travels_through_a_push_and_merges_to_the_same_state() {
+        let (ms, expected) = replicas(&[(0, 0, true, 4), (1, 0, false, 1), (2, 3, true, 9)]);
+        let mut all = map("all#1");
+        for m in &ms {
+            all.merge(m.cells()).unwrap();
+        }
+        all.remove("parts-B");
+        let mut buf = vec![0u8; 4096];
+        let n = emit("all#1", all.cells(), &mut buf).unwrap();
+        let p = NamedPush::parse(&buf[..n], &NamedLimits::HOST).unwrap();
+        let mut other = map("other#1");
+        assert!(other.merge(p.cells).unwrap());
+        assert_eq!(state(&other), state(&all));
+        assert_eq!(other.value("doors"), Some(expected["doors"]));
+        assert_eq!(other.value("parts-B"), None);
+    }
+
+    #[test]
+    fn bad_pushes_are_refused_with_their_reason() {
+        let limits = NamedLimits::HOST;
+        let push = |cells: Vec<(&str, &str, Totals)>| {
+            let mut buf = vec![0u8; 1024];
+            let n = emit("a#1", cells.into_iter(), &mut buf).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let reason =
+            |bytes: &[u8], limits: &NamedLimits| NamedPush::parse(bytes, limits).unwrap_err();
+        let ok = t(1, 0, 0, 0);
+        assert_eq!(
+            reason(&push(vec![("b", "x", ok), ("a", "x", ok)]), &limits),
+            WireError::BadName
+        );
+        assert_eq!(
+            reason(&push(vec![("a", "y", ok), ("a", "x", ok)]), &limits),
+            WireError::BadName
+        );
+        assert_eq!(
+            reason(&push(vec![("a b", "x", ok)]), &limits),
+            WireError::BadName
+        );
+        assert_eq!(
+            reason(&push(vec![("a", "x", t(1, 0, 2, 0))]), &limits),
+            WireError::Malformed
+        );
+        assert_eq!(reason(&push(vec![]), &limits), WireError::EmptyPush);
+        let tight = NamedLimits {
+            max_id_len: 8,
+            max_counters: 1,
+            max_cells: 1,
+        };
+        assert_eq!(
+            reason(&push(vec![("a", "x", ok), ("b", "x", ok)]), &tight),
+            WireError::TooManyEntries
+        );
+        assert_eq!(
+            reason(&push(vec![("a", "x", ok), ("a", "y", ok)]), &tight),
+            WireError::TooManyEntries
+        );
+        assert_eq!(
+            reason(&push(vec![("a", "a-long-id", ok)]), &tight),
+            WireError::IdTooLong
+        );
+        // A reference Push (t = 1) is not a named Push.
+        let mut v = push(vec![("a", "x", ok)]);
+        v[4] = 1;
+        assert_eq!(reason(&v, &limits), WireError::UnknownType);
+        // Cut anywhere: refused, never a panic.
+        let whole = push(vec![("a", "x", ok), ("b", "y", ok)]);
+        for cut in 0..whole.len() {
+            assert!(
+                NamedPush::parse(&whole[..cut], &limits).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = NamedPush::parse(&bytes, &NamedLimits::HOST);
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 mod map;
 mod name;
+pub mod wire;
 
 pub use map::{Cell, CounterMap, MapError, Totals};
 pub use name::{CounterName, NameError, MAX_NAME};
