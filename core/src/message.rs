@@ -152,9 +152,14 @@ impl<'a> Iterator for Entries<'a> {
 }
 
 fn check_id(id: &str, limits: &MessageLimits) -> Result<(), WireError> {
+    check_id_len(id, limits.max_id_len)
+}
+
+/// An id is 1 to `max` bytes (spec §4); the named-counter messages use the same rule.
+pub(crate) fn check_id_len(id: &str, max: usize) -> Result<(), WireError> {
     if id.is_empty() {
         Err(WireError::EmptyId)
-    } else if id.len() > limits.max_id_len {
+    } else if id.len() > max {
         Err(WireError::IdTooLong)
     } else {
         Ok(())
@@ -267,7 +272,8 @@ fn read_type(r: &mut Reader<'_>) -> Result<u64, WireError> {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, v: T) -> Result<(), WireError> {
+/// Fills a field read from a map key, refusing the key's second occurrence.
+pub(crate) fn set_once<T>(slot: &mut Option<T>, v: T) -> Result<(), WireError> {
     if slot.is_some() {
         return Err(WireError::DuplicateKey);
     }

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use tally_core::named::{FixedCounterMap, MapError, Totals};
 use tally_core::NodeId;
 
+mod common;
+
 type M = FixedCounterMap<8, 8, 64, 16>;
 
 const IDS: [&str; 4] = ["a#1", "b#1", "c#2", "d:9#7"];
@@ -206,18 +208,11 @@ mod wire {
         95a3622332cf0000000000000003cf0000000000000000cf0000000000000002cf0000000000000000\
         a565786974739195a3612331cf0000000000000001cf0000000000000000cf0000000000000000cf0000000000000000";
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     #[test]
     fn the_vector_is_what_emit_writes_and_parse_reads() {
         let mut buf = [0u8; 512];
         let n = emit("a#1", vector_cells().into_iter(), &mut buf).unwrap();
-        assert_eq!(buf[..n], hex(VECTOR)[..]);
+        assert_eq!(buf[..n], common::hex(VECTOR)[..]);
         let p = NamedPush::parse(&buf[..n], &NamedLimits::HOST).unwrap();
         assert_eq!(p.id, "a#1");
         assert_eq!(p.cells.collect::<Vec<_>>(), vector_cells());

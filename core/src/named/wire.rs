@@ -12,6 +12,7 @@
 use super::map::Totals;
 use super::name::CounterName;
 use crate::error::WireError;
+use crate::message::{check_id_len, set_once};
 use crate::msgpack::{BufferTooSmall, Kind, Reader, Writer};
 
 /// The message type (`t`) of a named-counter Push.
@@ -139,22 +140,8 @@ impl<'a> NamedPush<'a> {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, v: T) -> Result<(), WireError> {
-    if slot.is_some() {
-        return Err(WireError::DuplicateKey);
-    }
-    *slot = Some(v);
-    Ok(())
-}
-
 fn check_id(id: &str, limits: &NamedLimits) -> Result<(), WireError> {
-    if id.is_empty() {
-        Err(WireError::EmptyId)
-    } else if id.len() > limits.max_id_len {
-        Err(WireError::IdTooLong)
-    } else {
-        Ok(())
-    }
+    check_id_len(id, limits.max_id_len)
 }
 
 /// Validates the `c` map at the reader's position and returns a lazy view of it.
