@@ -199,14 +199,7 @@ impl<'a> Message<'a> {
     /// Parses and validates one msgpack message (no flag byte). Every §4 rejection is a
     /// distinct [`WireError`].
     pub fn parse(bytes: &'a [u8], limits: &MessageLimits) -> Result<Self, WireError> {
-        if bytes.is_empty() {
-            return Err(WireError::Empty);
-        }
-        let mut r = Reader::new(bytes);
-        if r.peek_kind()? != Kind::Map {
-            return Err(WireError::NotAMap);
-        }
-        let pairs = r.read_map_len()?;
+        let (mut r, pairs) = open_message(bytes)?;
         let mut t: Option<u64> = None;
         let mut id: Option<&'a str> = None;
         let mut inc: Option<Entries<'a>> = None;
@@ -270,6 +263,20 @@ fn read_type(r: &mut Reader<'_>) -> Result<u64, WireError> {
         Err(WireError::NotAnInteger) => Err(WireError::WrongType),
         Err(e) => Err(e),
     }
+}
+
+/// The reader after a message's top-level map header, and the number of its key/value pairs:
+/// every message (reference and extension) is one msgpack map.
+pub(crate) fn open_message(bytes: &[u8]) -> Result<(Reader<'_>, u32), WireError> {
+    if bytes.is_empty() {
+        return Err(WireError::Empty);
+    }
+    let mut r = Reader::new(bytes);
+    if r.peek_kind()? != Kind::Map {
+        return Err(WireError::NotAMap);
+    }
+    let pairs = r.read_map_len()?;
+    Ok((r, pairs))
 }
 
 /// Fills a field read from a map key, refusing the key's second occurrence.

@@ -12,7 +12,7 @@
 use super::map::Totals;
 use super::name::CounterName;
 use crate::error::WireError;
-use crate::message::{check_id_len, set_once};
+use crate::message::{check_id_len, open_message, set_once};
 use crate::msgpack::{BufferTooSmall, Kind, Reader, Writer};
 
 /// The message type (`t`) of a named-counter Push.
@@ -96,14 +96,7 @@ fn read_cell<'a>(r: &mut Reader<'a>) -> Result<(&'a str, Totals), WireError> {
 impl<'a> NamedPush<'a> {
     /// Parses and validates one message (no flag byte).
     pub fn parse(bytes: &'a [u8], limits: &NamedLimits) -> Result<Self, WireError> {
-        if bytes.is_empty() {
-            return Err(WireError::Empty);
-        }
-        let mut r = Reader::new(bytes);
-        if r.peek_kind()? != Kind::Map {
-            return Err(WireError::NotAMap);
-        }
-        let pairs = r.read_map_len()?;
+        let (mut r, pairs) = open_message(bytes)?;
         let (mut t, mut id, mut cells) = (None, None, None);
         for _ in 0..pairs {
             if r.peek_kind()? != Kind::Str {
