@@ -278,25 +278,11 @@ where
     // ----- tables -----
 
     fn name_index(&self, name: &str) -> Result<u16, usize> {
-        match self
-            .names
-            .as_slice()
-            .binary_search_by(|n| n.as_bytes().cmp(name.as_bytes()))
-        {
-            Ok(i) => u16::try_from(i).map_err(|_| i),
-            Err(i) => Err(i),
-        }
+        sorted_index(self.names.as_slice(), name, CounterName::as_bytes)
     }
 
     fn id_index(&self, id: &str) -> Result<u16, usize> {
-        match self
-            .ids
-            .as_slice()
-            .binary_search_by(|n| n.as_bytes().cmp(id.as_bytes()))
-        {
-            Ok(i) => u16::try_from(i).map_err(|_| i),
-            Err(i) => Err(i),
-        }
+        sorted_index(self.ids.as_slice(), id, NodeId::<L>::as_bytes)
     }
 
     fn cell_search(&self, name: u16, id: u16) -> Result<usize, usize> {
@@ -365,6 +351,17 @@ where
         Ok(())
     }
 
+    /// A table entry was inserted at `at`: the cells' indices into that table (`field`) at or
+    /// after it move up by one (their order, and so the cells' order, is unchanged).
+    fn shift_cells(&mut self, field: impl Fn(&mut Cell) -> &mut u16, at: u16) {
+        for c in self.cells.as_mut_slice() {
+            let i = field(c);
+            if *i >= at {
+                *i += 1;
+            }
+        }
+    }
+
     /// Joins `totals` into the cell (name, id), adding the name, id and cell as needed (room was
     /// checked). Returns true when something changed.
     fn put(&mut self, name: CounterName, id: NodeId<L>, totals: Totals) -> Result<bool, MapError> {
@@ -373,11 +370,7 @@ where
             Err(at) => {
                 self.names.try_insert(at, name)?;
                 let at = u16::try_from(at).map_err(|_| MapError::TooManyCounters)?;
-                for c in self.cells.as_mut_slice() {
-                    if c.name >= at {
-                        c.name += 1;
-                    }
-                }
+                self.shift_cells(|c| &mut c.name, at);
                 at
             }
         };
@@ -386,11 +379,7 @@ where
             Err(at) => {
                 self.ids.try_insert(at, id)?;
                 let at = u16::try_from(at).map_err(|_| MapError::CapacityExceeded)?;
-                for c in self.cells.as_mut_slice() {
-                    if c.id >= at {
-                        c.id += 1;
-                    }
-                }
+                self.shift_cells(|c| &mut c.id, at);
                 at
             }
         };
@@ -410,5 +399,14 @@ where
                 Ok(true)
             }
         }
+    }
+}
+
+/// Position of `key` in `table` (sorted by bytes): `Ok` with its index, or `Err` with where it
+/// would go.
+fn sorted_index<T>(table: &[T], key: &str, bytes: impl Fn(&T) -> &[u8]) -> Result<u16, usize> {
+    match table.binary_search_by(|t| bytes(t).cmp(key.as_bytes())) {
+        Ok(i) => u16::try_from(i).map_err(|_| i),
+        Err(i) => Err(i),
     }
 }
