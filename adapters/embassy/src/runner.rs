@@ -125,13 +125,7 @@ async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
                     .await
                     .is_ok();
                 let t = now();
-                node_state.replica(|r| {
-                    if sent {
-                        r.on_datagram_sent();
-                    } else {
-                        r.on_send_failed(to, t);
-                    }
-                });
+                node_state.replica(|r| r.on_datagram(to, t, sent));
                 continue;
             }
             let ok = deliver(stack, bufs, to, tx.len, connect_timeout, write_timeout)

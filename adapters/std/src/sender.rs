@@ -86,20 +86,15 @@ fn run(
     }
 }
 
-/// A datagram has no delivery report: only a failure to hand it to the socket is a failed
-/// send. An isolated node's datagrams vanish, as on a cut network.
+/// Sends a datagram and reports whether the socket took it (the core decides what that
+/// means). An isolated node's datagrams vanish, as on a cut network.
 fn send_datagram(udp: &UdpSocket, out: &Delivery, state: &NodeState) {
     let sent = state.is_isolated()
         || resolve(&out.to)
             .and_then(|to| crate::datagram::send(udp, to, &out.payload))
             .is_ok();
-    let mut replica = state.replica();
-    if sent {
-        replica.on_datagram_sent();
-    } else {
-        let now = state.now();
-        replica.on_send_failed(&out.to, now);
-    }
+    let now = state.now();
+    state.replica().on_datagram(&out.to, now, sent);
 }
 
 fn resolve(to: &str) -> std::io::Result<SocketAddr> {

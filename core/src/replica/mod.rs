@@ -515,9 +515,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         self.engine.poll_transmit(now, buf)
     }
 
-    /// A datagram transmit was handed to the socket (it has no delivery report).
-    pub fn on_datagram_sent(&mut self) {
-        self.transport.datagrams_out += 1;
+    /// A datagram transmit to `addr` was handed to the socket (`sent`), or the socket refused
+    /// it. A datagram has no delivery report: only a refusal is a failed send.
+    pub fn on_datagram(&mut self, addr: &str, now: Instant, sent: bool) {
+        if sent {
+            self.transport.datagrams_out += 1;
+        } else {
+            self.on_send_failed(addr, now);
+        }
     }
 
     /// Announces datagrams (`max` > 0: the adapter's datagram socket is bound) or withdraws
