@@ -164,6 +164,12 @@ impl<const L: usize, S: Slots<Entry<L>>> PnCounter<L, S> {
         self.version
     }
 
+    /// Moves the version forward to `at` (never back): the engine keeps one version for the
+    /// counter and its named counters, so knowledge of a peer covers both.
+    pub(crate) fn advance_version(&mut self, at: u32) {
+        self.version = self.version.max(at);
+    }
+
     /// Entries that rose after version `since`, in id order (`since` = 0: every non-zero one).
     pub fn changed_since(&self, since: u32) -> impl Iterator<Item = &Entry<L>> + Clone {
         self.entries()

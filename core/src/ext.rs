@@ -39,6 +39,9 @@ impl Caps {
     /// Datagrams (`EXTENSIONS.md` §5): this node reads frames sent as single UDP datagrams to
     /// its gossip port (same address and port number as its TCP listener).
     pub const DATAGRAM: Caps = Caps(2);
+    /// Named counters (`EXTENSIONS.md` §6): this node reads named-counter Pushes, and its
+    /// state digest towards a peer that also announces it covers the named counters too.
+    pub const NAMED: Caps = Caps(4);
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Caps) -> bool {

@@ -19,11 +19,19 @@ pub enum MessageType {
     DigestPull = 2,
     /// "Our states are equal."
     DigestAck = 3,
+    /// Named counters (a Tally extension, `docs/EXTENSIONS.md` §6; never sent to a peer that
+    /// did not announce it).
+    NamedPush = 18,
 }
 
 impl MessageType {
     /// Every type, in wire order.
-    pub const ALL: [MessageType; 3] = [Self::Push, Self::DigestPull, Self::DigestAck];
+    pub const ALL: [MessageType; 4] = [
+        Self::Push,
+        Self::DigestPull,
+        Self::DigestAck,
+        Self::NamedPush,
+    ];
 
     /// A stable snake_case name, for logs and metric labels.
     pub const fn name(self) -> &'static str {
@@ -31,12 +39,18 @@ impl MessageType {
             Self::Push => "push",
             Self::DigestPull => "digest_pull",
             Self::DigestAck => "digest_ack",
+            Self::NamedPush => "named_push",
         }
     }
 
-    /// 0, 1, 2 for Push, DigestPull, DigestAck.
+    /// 0, 1, 2, 3 for Push, DigestPull, DigestAck, NamedPush.
     pub const fn index(self) -> usize {
-        self as usize - 1
+        match self {
+            Self::Push => 0,
+            Self::DigestPull => 1,
+            Self::DigestAck => 2,
+            Self::NamedPush => 3,
+        }
     }
 }
 

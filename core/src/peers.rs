@@ -194,6 +194,11 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
             .binary_search_by(|p| p.addr.as_bytes().cmp(addr.as_bytes()))
     }
 
+    /// The table slot of the peer at `addr`.
+    pub(crate) fn slot_of(&self, addr: &str) -> Option<usize> {
+        self.search(addr).ok()
+    }
+
     /// The peer at `addr`.
     pub fn get(&self, addr: &str) -> Option<&Peer<L>> {
         let i = self.search(addr).ok()?;

@@ -54,6 +54,36 @@ pub trait Slots<T: Copy>: Default {
     }
 }
 
+/// A store that holds nothing and takes no memory (a table a build does without).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoSlots;
+
+impl<T: Copy> Slots<T> for NoSlots {
+    fn as_slice(&self) -> &[T] {
+        &[]
+    }
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut []
+    }
+    fn max_len(&self) -> usize {
+        0
+    }
+    fn try_insert(&mut self, _: usize, _: T) -> Result<(), CapacityExceeded> {
+        Err(CapacityExceeded)
+    }
+    fn try_extend_fill(&mut self, extra: usize, _: T) -> Result<(), CapacityExceeded> {
+        if extra == 0 {
+            Ok(())
+        } else {
+            Err(CapacityExceeded)
+        }
+    }
+    fn remove(&mut self, _: usize) -> Option<T> {
+        None
+    }
+    fn truncate(&mut self, _: usize) {}
+}
+
 impl<T: Copy, const N: usize> Slots<T> for heapless::Vec<T, N> {
     fn as_slice(&self) -> &[T] {
         self

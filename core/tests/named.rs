@@ -10,7 +10,6 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tally_core::named::{FixedCounterMap, MapError, Totals};
-use tally_core::NodeId;
 
 mod common;
 
@@ -19,8 +18,8 @@ type M = FixedCounterMap<8, 8, 64, 16>;
 const IDS: [&str; 4] = ["a#1", "b#1", "c#2", "d:9#7"];
 const NAMES: [&str; 5] = ["doors", "exits", "parts.A", "parts-B", "x"];
 
-fn map(id: &str) -> M {
-    M::new(NodeId::new(id).unwrap())
+fn map() -> M {
+    M::new()
 }
 
 fn state(m: &M) -> Vec<(String, String, Totals)> {
@@ -45,11 +44,11 @@ fn ops() -> impl Strategy<Value = Vec<(usize, usize, bool, u32)>> {
 
 /// Applies `ops` on one replica per id; returns them and each counter's exact value.
 fn replicas(ops: &[(usize, usize, bool, u32)]) -> (Vec<M>, BTreeMap<&'static str, i128>) {
-    let mut ms: Vec<M> = IDS.iter().map(|i| map(i)).collect();
+    let mut ms: Vec<M> = IDS.iter().map(|_| map()).collect();
     let mut expected = BTreeMap::new();
     for &(r, n, inc, by) in ops {
         let (i, d) = if inc { (by, 0) } else { (0, by) };
-        ms[r].apply(NAMES[n], u64::from(i), u64::from(d)).unwrap();
+        ms[r].apply(NAMES[n], IDS[r], u64::from(i), u64::from(d)).unwrap();
         if by > 0 {
             // A write of nothing creates no counter.
             *expected.entry(NAMES[n]).or_insert(0) += i128::from(i) - i128::from(d);
@@ -76,7 +75,7 @@ proptest! {
     #[test]
     fn each_counter_is_the_sum_of_its_operations(ops in ops()) {
         let (ms, expected) = replicas(&ops);
-        let mut all = map("observer#1");
+        let mut all = map();
         for m in &ms {
             all.merge(m.cells()).unwrap();
         }
@@ -91,15 +90,15 @@ proptest! {
     #[test]
     fn a_merge_that_does_not_fit_changes_nothing(ops in ops(), extra in 2usize..5) {
         let (ms, _) = replicas(&ops);
-        let mut small = FixedCounterMap::<2, 8, 64, 16>::new(NodeId::new("s#1").unwrap());
-        small.apply("doors", 3, 0).unwrap();
+        let mut small = FixedCounterMap::<2, 8, 64, 16>::new();
+        small.apply("doors", "s#1", 3, 0).unwrap();
         let before: Vec<_> = small.cells().map(|(n, i, t)| (n.to_string(), i.to_string(), t)).collect();
-        let mut big = FixedCounterMap::<16, 8, 128, 16>::new(NodeId::new("big#1").unwrap());
+        let mut big = FixedCounterMap::<16, 8, 128, 16>::new();
         for m in &ms {
             big.merge(m.cells()).unwrap();
         }
         for k in 0..extra {
-            big.apply(["zz1", "zz2", "zz3", "zz4", "zz5"][k], 1, 0).unwrap();
+            big.apply(["zz1", "zz2", "zz3", "zz4", "zz5"][k], "big#1", 1, 0).unwrap();
         }
         // `big` now holds at least two names besides "doors": they cannot all fit.
         let r = small.merge(big.cells());
@@ -111,15 +110,15 @@ proptest! {
 
 #[test]
 fn capacity_and_names_are_refused_clearly_and_change_nothing() {
-    let mut m = FixedCounterMap::<2, 2, 3, 16>::new(NodeId::new("me#1").unwrap());
-    assert_eq!(m.apply("a", 1, 0), Ok(1));
-    assert_eq!(m.apply("b", 0, 2), Ok(-2));
+    let mut m = FixedCounterMap::<2, 2, 3, 16>::new();
+    assert_eq!(m.apply("a", "me#1", 1, 0), Ok(1));
+    assert_eq!(m.apply("b", "me#1", 0, 2), Ok(-2));
     let before = state_of(&m);
-    assert_eq!(m.apply("c", 1, 0), Err(MapError::TooManyCounters));
+    assert_eq!(m.apply("c", "me#1", 1, 0), Err(MapError::TooManyCounters));
     assert_eq!(MapError::TooManyCounters.name(), "too_many_counters");
-    let bad = m.apply("no spaces", 1, 0).unwrap_err();
+    let bad = m.apply("no spaces", "me#1", 1, 0).unwrap_err();
     assert_eq!(bad.name(), "bad_name");
-    assert_eq!(m.apply("a", u64::MAX, 0), Err(MapError::Overflow));
+    assert_eq!(m.apply("a", "me#1", u64::MAX, 0), Err(MapError::Overflow));
     // A third cell fits, a fourth does not; ids: two at most.
     let t = Totals {
         inc: 5,
@@ -152,9 +151,9 @@ fn state_of<const K: usize, const I: usize, const C: usize>(
 
 #[test]
 fn a_removal_keeps_the_increment_made_concurrently() {
-    let (mut a, mut b) = (map("a#1"), map("b#1"));
-    a.apply("doors", 5, 0).unwrap();
-    b.apply("doors", 3, 1).unwrap();
+    let (mut a, mut b) = (map(), map());
+    a.apply("doors", "a#1", 5, 0).unwrap();
+    b.apply("doors", "b#1", 3, 1).unwrap();
     a.merge(b.cells()).unwrap();
     b.merge(a.cells()).unwrap();
     assert_eq!((a.value("doors"), b.value("doors")), (Some(7), Some(7)));
@@ -162,7 +161,7 @@ fn a_removal_keeps_the_increment_made_concurrently() {
     assert!(a.remove("doors"));
     assert_eq!(a.value("doors"), None);
     assert_eq!(a.counters().count(), 0);
-    b.apply("doors", 2, 0).unwrap();
+    b.apply("doors", "b#1", 2, 0).unwrap();
     let (a2, b2) = (merged(&a, &b), merged(&b, &a));
     assert_eq!(a2.value("doors"), Some(2));
     assert_eq!(b2.value("doors"), Some(2));
@@ -174,7 +173,7 @@ fn a_removal_keeps_the_increment_made_concurrently() {
     assert_eq!(d.value("doors"), None);
     assert!(!c.remove("doors"), "already removed");
     // Counting again after a removal starts from zero.
-    c.apply("doors", 4, 0).unwrap();
+    c.apply("doors", "a#1", 4, 0).unwrap();
     assert_eq!(c.value("doors"), Some(4));
 }
 
@@ -221,7 +220,7 @@ mod wire {
     #[test]
     fn a_map_travels_through_a_push_and_merges_to_the_same_state() {
         let (ms, expected) = replicas(&[(0, 0, true, 4), (1, 0, false, 1), (2, 3, true, 9)]);
-        let mut all = map("all#1");
+        let mut all = map();
         for m in &ms {
             all.merge(m.cells()).unwrap();
         }
@@ -229,7 +228,7 @@ mod wire {
         let mut buf = vec![0u8; 4096];
         let n = emit("all#1", all.cells(), &mut buf).unwrap();
         let p = NamedPush::parse(&buf[..n], &NamedLimits::HOST).unwrap();
-        let mut other = map("other#1");
+        let mut other = map();
         assert!(other.merge(p.cells).unwrap());
         assert_eq!(state(&other), state(&all));
         assert_eq!(other.value("doors"), Some(expected["doors"]));

@@ -109,6 +109,7 @@ impl NodeService {
                 let (wal, recovered) = durable::open(dir, opts.fsync, observer)?;
                 config.resume = durable::resumable_identity(dir, &recovered)?;
                 config.restore = recovered.entries;
+                config.restore_named = recovered.named;
                 config.journal = Some(Arc::new(durable::WalJournal::new(Arc::clone(&wal), dir)));
                 Some(wal)
             }

@@ -263,11 +263,11 @@ fn wal_error_newer_format_version_is_left_alone() {
     drop(wal);
     let path = tmp.path().join(segment_name(1));
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8] = 3;
+    bytes[8] = 4;
     std::fs::write(&path, &bytes).unwrap();
     let err = Wal::open(WalConfig::new(tmp.path())).unwrap_err();
     assert!(
-        matches!(err, WalError::UnsupportedVersion { version: 3, .. }),
+        matches!(err, WalError::UnsupportedVersion { version: 4, .. }),
         "{err}"
     );
     names(&err, &path);

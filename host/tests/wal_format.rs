@@ -10,7 +10,7 @@
 
 use proptest::prelude::*;
 use tally::wal::format::{
-    decode, decode_header, encode, encode_header, framed_len, DecodeError, HeaderError,
+    decode, decode_in, decode_header, encode, encode_header, framed_len, DecodeError, HeaderError,
     RecordError, RecordRef, HEADER_LEN, MAX_ENTRIES, MAX_PAYLOAD, TYPE_SNAPSHOT,
 };
 use tally::wal::Record;
@@ -61,7 +61,7 @@ fn wal_format_header() {
     let h = encode_header(0x1a);
     assert_eq!(
         hex(&h),
-        "54 41 4c 4c 59 57 41 4c 02 00 00 00 1a 00 00 00 00 00 00 00"
+        "54 41 4c 4c 59 57 41 4c 03 00 00 00 1a 00 00 00 00 00 00 00"
     );
     assert_eq!(h.len(), HEADER_LEN);
     assert_eq!(decode_header(&h), Ok(0x1a));
@@ -77,9 +77,12 @@ fn wal_format_header() {
         Ok(0x1a),
         "version 1 segments stay readable"
     );
-    let mut v3 = h;
-    v3[8] = 3;
-    assert_eq!(decode_header(&v3), Err(HeaderError::UnsupportedVersion(3)));
+    let mut v2 = h;
+    v2[8] = 2;
+    assert_eq!(decode_header(&v2), Ok(0x1a), "version 2 segments stay readable");
+    let mut v4 = h;
+    v4[8] = 4;
+    assert_eq!(decode_header(&v4), Err(HeaderError::UnsupportedVersion(4)));
     let mut v0 = h;
     v0[8] = 0;
     assert_eq!(decode_header(&v0), Err(HeaderError::UnsupportedVersion(0)));
@@ -141,7 +144,20 @@ fn wal_format_limits() {
         decode(&count(u32::MAX)),
         Err(DecodeError::BadPayload(_))
     ));
-    assert!(matches!(decode(&count(0)), Ok((RecordRef::Snapshot(v), 13)) if v.is_empty()));
+    // Version 2 ends a snapshot after its entries; version 3 adds the named cells' count.
+    assert!(matches!(
+        decode_in(2, &count(0)),
+        Ok((RecordRef::Snapshot(v, c), 13)) if v.is_empty() && c.is_empty()
+    ));
+    assert!(matches!(
+        decode(&count(0)),
+        Err(DecodeError::BadPayload("payload ends early"))
+    ));
+    let empty_v3 = framed(TYPE_SNAPSHOT, &[0; 8]);
+    assert!(matches!(
+        decode(&empty_v3),
+        Ok((RecordRef::Snapshot(v, c), 17)) if v.is_empty() && c.is_empty()
+    ));
     let mut entry = vec![0u8];
     entry.extend_from_slice(&[0; 16]);
     assert_eq!(

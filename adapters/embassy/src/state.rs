@@ -92,6 +92,7 @@ impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
                 Event::PeerDown(a) => debug!("peer {} down", a.as_str()),
                 Event::PeersSilent(n) => debug!("{} peers silent", n),
                 Event::CapacityExceeded(c) => info!("capacity exceeded: {:?}", c),
+                Event::NamedChanged { .. } => {}
             }
         }
         After {
@@ -225,6 +226,7 @@ mod tests {
         // Replica (32 entries, 16 peers, 64-byte ids) + two accepting sockets + the sender.
         // 64-bit host sizes; a 32-bit MCU's are smaller.
         let replica = core::mem::size_of::<FixedReplica<32, 16, 64>>();
+        println!("FixedReplica<32, 16, 64> = {replica} B");
         assert!(replica < 9500, "the replica is {replica} B");
         let size = core::mem::size_of::<State<NoopRawMutex>>();
         assert!(size < 31 * 1024, "State is {size} B");

@@ -135,7 +135,7 @@ fn a_failed_record_is_carried_by_a_snapshot_and_commits_then() {
     assert_eq!(persister.pending(), 1);
     let (seq, kind, item) = poll(&mut persister).expect("a snapshot carries it");
     assert_eq!(kind, PersistKind::Snapshot);
-    let Ok(Record::Snapshot(entries)) = decode_item(&item) else {
+    let Ok(Record::Snapshot(entries, _)) = decode_item(&item) else {
         panic!("not a snapshot");
     };
     assert_eq!(entries.collect::<Vec<_>>(), [("door#00000001", 5, 0)]);

@@ -22,6 +22,9 @@ pub struct NodeConfig {
     pub resume: Option<String>,
     /// State read back from the journal, merged before the node starts.
     pub restore: Vec<(String, u64, u64)>,
+    /// Named counters' cells `(name, id, totals)` read back from the journal, sorted by name
+    /// then id, merged before the node starts.
+    pub restore_named: Vec<(String, String, tally_core::named::Totals)>,
     /// Where records go: with a journal, every write is answered only once durable, and merged
     /// state is snapshotted on `snapshots`. `None`: a volatile node.
     pub journal: Option<Arc<dyn Journal>>,
@@ -61,6 +64,7 @@ impl NodeConfig {
             name: None,
             resume: None,
             restore: Vec::new(),
+            restore_named: Vec::new(),
             journal: None,
             snapshots: SnapshotPolicy::HOST,
             peers: Vec::new(),

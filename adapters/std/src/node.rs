@@ -136,6 +136,14 @@ impl Node {
             .set_address(Some(&advertise))
             .map_err(|e| bad(&advertise, &e))?;
         restore(&mut replica, &config.restore)?;
+        replica
+            .restore_named(
+                config
+                    .restore_named
+                    .iter()
+                    .map(|(n, id, t)| (n.as_str(), id.as_str(), *t)),
+            )
+            .map_err(|e| NodeError::BadState(e.to_string()))?;
         for p in &config.peers {
             replica
                 .add_peer(p, PeerSource::Static, now)
@@ -500,7 +508,7 @@ fn drive(state: &NodeState, senders: &Senders) {
             }
             while let Some(event) = replica.poll_event() {
                 match event {
-                    Event::Changed { .. } => changed = true,
+                    Event::Changed { .. } | Event::NamedChanged { .. } => changed = true,
                     Event::PeerUp(p) => tracing::info!(peer = %p, "peer up"),
                     Event::PeerDown(p) => tracing::info!(peer = %p, "peer down"),
                     Event::PeersSilent(n) => tracing::info!(peers = n, "peers silent"),

@@ -12,6 +12,7 @@
 //!   a firewall that drops UDP still gets everything.
 
 use super::Engine;
+use crate::named::MapStores;
 use crate::counter::Entry;
 use crate::ext::Caps;
 use crate::message::MessageType;
@@ -26,14 +27,17 @@ pub const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// to a peer go over TCP after a datagram pull to it went unanswered.
 pub const DATAGRAMS_OFF_TICKS: u8 = 30;
 
-impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Engine<L, S, P, M> {
     /// The capabilities this node announces in its hello.
     pub fn caps(&self) -> Caps {
+        let mut caps = Caps::QUIET;
         if self.config.max_datagram > 0 {
-            Caps::QUIET.with(Caps::DATAGRAM)
-        } else {
-            Caps::QUIET
+            caps = caps.with(Caps::DATAGRAM);
         }
+        if self.named.max_counters() > 0 {
+            caps = caps.with(Caps::NAMED);
+        }
+        caps
     }
 
     /// Announces (`max` > 0) or withdraws datagrams: adapters call it once their datagram

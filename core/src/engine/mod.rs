@@ -17,6 +17,7 @@
 
 mod config;
 mod datagram;
+mod named;
 mod push;
 mod rounds;
 mod stats;
@@ -33,6 +34,8 @@ use crate::ext::Hello;
 use crate::frame::{self, is_gossip_address, FLAG_ZSTD};
 use crate::id::NodeId;
 use crate::message::{Message, MessageType};
+use crate::named::wire::{NamedLimits, NamedPush};
+use crate::named::{CounterMap, MapStores, Unnamed};
 use crate::peers::{Peer, PeerSource, PeerTable};
 use crate::slots::{CapacityExceeded, Slots};
 use crate::time::{Instant, Stamp};
@@ -71,6 +74,8 @@ pub struct Handled {
     pub message: MessageType,
     /// The state changed (a Push raised some total).
     pub changed: bool,
+    /// Named counters of a named Push refused whole for lack of room.
+    pub refused: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +95,10 @@ enum Planned {
     Hello {
         reply: bool,
     },
+    /// The named cells changed after `since` (0: all), after the default part of a Push.
+    NamedPush {
+        since: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -99,12 +108,23 @@ struct Pending<const L: usize> {
     what: Planned,
 }
 
-/// A gossip node: counter + peers + queue. See the module docs for the call order.
+/// A gossip node: counter + named counters + peers + queue. See the module docs for the call
+/// order.
 ///
 /// `L` bounds ids and addresses; `S` stores counter entries, `P` peers (fixed `heapless::Vec`
-/// or `Growable`). Aliases: [`FixedEngine`], [`GrowableEngine`].
-pub struct Engine<const L: usize, S, P> {
+/// or `Growable`), `M` the named counters ([`Unnamed`]: none). Aliases: [`FixedEngine`],
+/// [`GrowableEngine`].
+pub struct Engine<const L: usize, S, P, M: MapStores<L> = Unnamed> {
     counter: PnCounter<L, S>,
+    named: CounterMap<L, M>,
+    /// The map's digest, valid while `named_digest_ok` (a flag, not an `Option`: boards
+    /// count bytes).
+    named_digest: u64,
+    named_digest_ok: bool,
+    /// A map operation changed something (set by `named_op`, taken by its caller).
+    named_changed: bool,
+    /// Where the next window of a named Push starts (see `named.rs`).
+    named_cursor: u32,
     peers: PeerTable<L, P>,
     listen: NodeId<L>,
     config: Config,
@@ -134,16 +154,21 @@ pub struct Engine<const L: usize, S, P> {
     stats: Stats,
 }
 
-/// An engine on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes. No heap.
-pub type FixedEngine<const N: usize, const P: usize, const L: usize> =
-    Engine<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>>;
+/// An engine on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes, named counters
+/// on `M` (none by default). No heap.
+pub type FixedEngine<const N: usize, const P: usize, const L: usize, M = Unnamed> =
+    Engine<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>, M>;
 
-/// An engine on growable heap stores (hosts).
+/// An engine on growable heap stores (hosts), named counters included.
 #[cfg(feature = "alloc")]
-pub type GrowableEngine<const L: usize> =
-    Engine<L, crate::slots::Growable<Entry<L>>, crate::slots::Growable<Peer<L>>>;
+pub type GrowableEngine<const L: usize> = Engine<
+    L,
+    crate::slots::Growable<Entry<L>>,
+    crate::slots::Growable<Peer<L>>,
+    crate::named::GrowableStores,
+>;
 
-impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Engine<L, S, P, M> {
     /// A node with id `id` that receives gossip at `listen` (the address written in the §2
     /// header of every frame it sends; by convention the same as the id).
     pub fn new(
@@ -166,6 +191,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     ) -> Result<Self, CapacityExceeded> {
         Ok(Self {
             counter: PnCounter::with_store(id, entries)?,
+            named: CounterMap::new(),
+            named_digest: 0,
+            named_digest_ok: false,
+            named_changed: false,
+            named_cursor: 0,
             peers: PeerTable::from_store(peers),
             listen,
             config,
@@ -217,7 +247,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
 
     /// Memory this engine uses: its own size plus what its stores hold on the heap.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of::<Self>() + self.counter.heap_bytes() + self.peers.heap_bytes()
+        core::mem::size_of::<Self>()
+            + self.counter.heap_bytes()
+            + self.peers.heap_bytes()
+            + self.named.heap_bytes()
     }
 
     /// What the engine has done so far.
@@ -414,7 +447,18 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             &self.config.frame_limits,
             self.config.cluster_key.as_ref(),
         )?;
-        let msg = Message::parse(body.bytes(), &self.config.message_limits)?;
+        let msg = match Message::parse(body.bytes(), &self.config.message_limits) {
+            Err(WireError::UnknownType) if self.named.max_counters() > 0 => {
+                let limits = NamedLimits {
+                    max_id_len: self.config.message_limits.max_id_len,
+                    ..NamedLimits::HOST
+                };
+                let push = NamedPush::parse(body.bytes(), &limits)?;
+                self.stats.compressed_in += u64::from(body.was_compressed());
+                return self.handle_named(now, from, &push);
+            }
+            r => r?,
+        };
         self.stats.compressed_in += u64::from(body.was_compressed());
         let kind = msg.message_type();
         let mut changed = false;
@@ -442,13 +486,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     if self.may_push_back(slot, now) {
                         self.push_what_it_lacks(from, slot, now);
                     }
-                } else {
-                    // The Push held everything we hold: so does its sender.
+                } else if !self.speaks_named(slot) || self.named.cells_len() == 0 {
+                    // The Push held everything we hold: so does its sender (of a peer that
+                    // speaks named counters, only when we have none).
                     self.learn(slot, self.counter.version(), now);
                 }
             }
             Message::DigestPull { digest, .. } => {
-                if digest == self.digest() {
+                if digest == self.digest_for(slot) {
                     self.learn(slot, self.counter.version(), now);
                     self.reply(slot, from, Planned::Ack(digest.to_be_bytes()), now);
                 } else {
@@ -457,7 +502,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 }
             }
             Message::DigestAck { digest, .. } => {
-                let current = self.digest();
+                let current = self.digest_for(slot);
                 let version = self.counter.version();
                 let confirmed = match slot.and_then(|i| self.peers.at(i)) {
                     Some(_) if digest == current => Some(version),
@@ -479,6 +524,32 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         Ok(Handled {
             message: kind,
             changed,
+            refused: 0,
+        })
+    }
+
+    /// A valid named Push from `from`.
+    fn handle_named(
+        &mut self,
+        now: Instant,
+        from: NodeId<L>,
+        push: &NamedPush<'_>,
+    ) -> Result<Handled, WireError> {
+        self.note_sender(from, now);
+        let (changed, refused) = self.merge_named_push(push)?;
+        self.stats.merges += 1;
+        if changed {
+            self.stats.merges_changed += 1;
+            self.changed();
+        }
+        let kind = MessageType::NamedPush;
+        if let Some(n) = self.stats.frames_in.get_mut(kind.index()) {
+            *n += 1;
+        }
+        Ok(Handled {
+            message: kind,
+            changed,
+            refused,
         })
     }
 
@@ -538,15 +609,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         }
     }
 
-    fn has_changes_since(&self, since: u32) -> bool {
-        self.counter.changed_since(since).next().is_some()
-    }
-
     /// Queues a Push of what `from` is not known to hold (everything, without knowledge);
     /// returns false when there is nothing to send.
     fn push_what_it_lacks(&mut self, from: NodeId<L>, slot: Option<usize>, now: Instant) -> bool {
         let since = self.knowledge(slot, now);
-        if !self.has_changes_since(since) {
+        if !self.lacks_since(slot, since) {
             return false;
         }
         let what = Planned::Push {
@@ -581,7 +648,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             }
             None => false,
         };
-        if stale && self.counter.nonzero_len() > 0 {
+        if stale && self.holds_state_for(slot) {
             self.reply(
                 slot,
                 from,
@@ -668,6 +735,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let (message, len) = {
             let out = buf.get_mut(body_at..)?;
             match p.what {
+                Planned::NamedPush { since } => {
+                    let budget = self.push_budget(out.len());
+                    self.write_named(p.to, since, budget, out)?
+                }
                 Planned::Pull | Planned::Ack(_) | Planned::Hello { .. } => {
                     let (message, digest) = match p.what {
                         Planned::Ack(d) => (MessageType::DigestAck, u64::from_be_bytes(d)),
@@ -676,7 +747,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                             Hello::ours(reply, self.caps()).to_digest(),
                         ),
                         _ => {
-                            let d = self.digest();
+                            let d = self.digest_for(self.peers.slot_of(p.to.as_str()));
                             let version = self.counter.version();
                             if let Some(peer) = self.peers.get_mut(p.to.as_str()) {
                                 peer.pull_digest = d;
@@ -703,16 +774,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                     let echo = !backstop && self.config.delta_sync && since != 0;
                     let exclude = if echo { origin_of(p.to.as_str()) } else { 0 };
                     let pick = push::Pick { since, exclude };
+                    let budget = self.push_budget(out.len());
                     let entries = self.counter.entries();
-                    let tag = if self.config.cluster_key.is_some() {
-                        crate::auth::TAG_LEN
-                    } else {
-                        0
-                    };
-                    let budget = out
-                        .len()
-                        .saturating_sub(tag)
-                        .min(self.config.max_frame_out.saturating_sub(1 + tag));
                     let cursor = self.push_cursor;
                     let Some(w) = push::fit_window(entries, cursor, id.as_str(), budget, pick)
                     else {
@@ -720,22 +783,25 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                             .is_some()
                         {
                             self.stats.emit_failures += 1;
+                            return None;
                         }
-                        return None;
+                        // Nothing of the default counter to send: the named part alone.
+                        return self.finish_frame(p.to, buf, h, |e, out| {
+                            e.write_named(p.to, since, budget, out)
+                        });
                     };
                     let len = push::emit(entries, w, pick, id.as_str(), out).ok()?;
+                    let complete = w.count >= entries.len();
                     if since == 0 {
                         self.stats.full_push_bytes += len as u64;
                     } else {
                         self.stats.delta_push_bytes += len as u64;
                     }
-                    let complete = w.count >= entries.len();
                     if complete {
-                        // Everything selected is on its way: knowledge once delivered.
-                        let version = self.counter.version();
-                        if let Some(peer) = self.peers.get_mut(p.to.as_str()) {
-                            peer.sent_version = version;
-                            peer.sent_base = since;
+                        // Everything selected is on its way: knowledge once delivered — after
+                        // the named part, when one follows.
+                        if !self.follow_with_named(p.to, since) {
+                            self.sent_all(p.to, since);
                         }
                     } else {
                         // A partial window moves the cursor, so the next Push continues.
@@ -745,6 +811,72 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
                 }
             }
         };
+        self.seal_frame(p.to, message, buf, h, len)
+    }
+
+    /// Writes the body `write` produces after the header of `h` bytes, then seals the frame.
+    fn finish_frame(
+        &mut self,
+        to: NodeId<L>,
+        buf: &mut [u8],
+        h: usize,
+        write: impl FnOnce(&mut Self, &mut [u8]) -> Option<(MessageType, usize)>,
+    ) -> Option<Transmit<L>> {
+        let (message, len) = write(self, buf.get_mut(h + 1..)?)?;
+        self.seal_frame(to, message, buf, h, len)
+    }
+
+    /// The byte budget of a Push message in an output buffer of `out` bytes.
+    fn push_budget(&self, out: usize) -> usize {
+        let tag = if self.config.cluster_key.is_some() {
+            crate::auth::TAG_LEN
+        } else {
+            0
+        };
+        out.saturating_sub(tag)
+            .min(self.config.max_frame_out.saturating_sub(1 + tag))
+    }
+
+    /// A complete Push of what changed after `since` is on its way to `to`: knowledge of our
+    /// current version once it is delivered.
+    fn sent_all(&mut self, to: NodeId<L>, since: u32) {
+        let version = self.counter.version();
+        if let Some(peer) = self.peers.get_mut(to.as_str()) {
+            peer.sent_version = version;
+            peer.sent_base = since;
+        }
+    }
+
+    /// A window of the named Push to `to` (see `named.rs`), as a message body in `out`.
+    fn write_named(
+        &mut self,
+        to: NodeId<L>,
+        since: u32,
+        budget: usize,
+        out: &mut [u8],
+    ) -> Option<(MessageType, usize)> {
+        let (len, complete) = self.write_named_window(since, budget, out)?;
+        if since == 0 {
+            self.stats.full_push_bytes += len as u64;
+        } else {
+            self.stats.delta_push_bytes += len as u64;
+        }
+        if complete {
+            self.sent_all(to, since);
+        }
+        Some((MessageType::NamedPush, len))
+    }
+
+    /// Compresses (when worth it) and seals the message of `len` bytes after the header.
+    fn seal_frame(
+        &mut self,
+        to: NodeId<L>,
+        message: MessageType,
+        buf: &mut [u8],
+        h: usize,
+        len: usize,
+    ) -> Option<Transmit<L>> {
+        let body_at = h + 1;
         let mut flags = 0u8;
         let mut len = len;
         if let Some(compress) = self.config.compressor {
@@ -763,7 +895,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
             frame_len = key.seal(buf.get_mut(h..)?, frame_len)?;
         }
         Some(Transmit {
-            to: p.to,
+            to,
             len: h + frame_len,
             message,
             compressed: flags == FLAG_ZSTD,

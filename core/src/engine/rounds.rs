@@ -6,6 +6,7 @@
 //! something of ours, a new or returning peer, and a failed send.
 
 use super::{Engine, Planned, QUEUE_CAPACITY};
+use crate::named::MapStores;
 use crate::counter::Entry;
 use crate::ext::{Caps, Hello};
 use crate::id::NodeId;
@@ -13,7 +14,7 @@ use crate::peers::{Peer, PeerState};
 use crate::slots::Slots;
 use crate::time::{Duration, Instant, Stamp};
 
-impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Engine<L, S, P, M> {
     /// Time never runs backwards inside the engine, whatever the caller passes.
     pub(super) fn saw(&mut self, now: Instant) {
         self.now = self.now.max(now);
@@ -43,6 +44,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
         let Some(p) = slot.and_then(|i| self.peers.at_mut(i)) else {
             return;
         };
+        if hello.caps.contains(Caps::NAMED) && !p.speaks(Caps::NAMED) {
+            // What we knew it holds was of the default counter only: our digest towards it,
+            // and what we push it, now cover the named counters too.
+            p.known = 0;
+        }
         p.caps = Some(hello.caps);
         if !hello.reply {
             p.hello_sent = Stamp::at(now);
@@ -226,7 +232,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Engine<L, S, P> {
     /// The anti-entropy backstop: the full state to peers not known to hold ours. A peer known
     /// to hold it is skipped, so an idle cluster sends no state.
     fn backstop(&mut self, rng: &mut impl rand_core::RngCore) {
-        if self.counter.nonzero_len() == 0 {
+        if self.counter.nonzero_len() == 0 && self.named.cells_len() == 0 {
             return;
         }
         let k = usize::from(self.config.fanout / 2).max(1);

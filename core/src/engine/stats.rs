@@ -8,9 +8,9 @@ use crate::message::MessageType;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Stats {
     /// Valid frames received, by [`MessageType::index`].
-    pub frames_in: [u64; 3],
+    pub frames_in: [u64; 4],
     /// Frames sent, by [`MessageType::index`].
-    pub frames_out: [u64; 3],
+    pub frames_out: [u64; 4],
     /// Bytes of frames received (valid or not).
     pub bytes_in: u64,
     /// Bytes of TCP payload produced for sending.
@@ -55,13 +55,15 @@ pub struct Stats {
     pub datagrams_out: u64,
     /// DigestPulls sent as datagrams that had no answer in time (counted as failed sends).
     pub datagrams_unanswered: u64,
+    /// Named counters refused whole on merge (no room for their name, ids or cells).
+    pub named_refused: u64,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Self {
-            frames_in: [0; 3],
-            frames_out: [0; 3],
+            frames_in: [0; 4],
+            frames_out: [0; 4],
             bytes_in: 0,
             bytes_out: 0,
             compressed_out: 0,
@@ -84,6 +86,7 @@ impl Default for Stats {
             hellos_in: 0,
             datagrams_out: 0,
             datagrams_unanswered: 0,
+            named_refused: 0,
         }
     }
 }

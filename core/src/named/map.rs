@@ -13,9 +13,12 @@
 //! ids, which stay in their tables) are kept as floors; they count toward the limits.
 
 use super::name::{CounterName, NameError};
+use super::stores::MapStores;
 use crate::id::NodeId;
 use crate::slots::{CapacityExceeded, Slots};
 use core::cmp::Ordering;
+use core::hash::Hasher;
+use twox_hash::XxHash64;
 
 /// One id's totals in one counter, and the floors an observed removal left.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +65,9 @@ pub struct Cell {
     pub name: u16,
     /// Index of the entry id.
     pub id: u16,
+    /// The map's clock when the cell last changed (local bookkeeping for delta sync, not
+    /// state: see [`CounterMap::changed_since`]).
+    pub changed: u32,
     /// Its totals.
     pub totals: Totals,
 }
@@ -119,38 +125,89 @@ impl From<CapacityExceeded> for MapError {
     }
 }
 
-/// Named counters of one node (`local` is the id its own writes count under).
-#[derive(Clone, Debug)]
-pub struct CounterMap<const L: usize, NS, IS, CS> {
-    local: NodeId<L>,
-    names: NS,
-    ids: IS,
-    cells: CS,
+/// Named counters, on the stores `M` gives. Writes name the entry id they count under (a
+/// node's own: its `name#incarnation`).
+pub struct CounterMap<const L: usize, M: MapStores<L>> {
+    names: M::Names,
+    ids: M::Ids,
+    cells: M::Cells,
+    /// Bumped by every change; changed cells carry its new value.
+    clock: u32,
 }
 
-impl<const L: usize, NS, IS, CS> CounterMap<L, NS, IS, CS>
+impl<const L: usize, M: MapStores<L>> Clone for CounterMap<L, M>
 where
-    NS: Slots<CounterName>,
-    IS: Slots<NodeId<L>>,
-    CS: Slots<Cell>,
+    M::Names: Clone,
+    M::Ids: Clone,
+    M::Cells: Clone,
 {
-    /// An empty map whose own writes count under `local`.
-    pub fn new(local: NodeId<L>) -> Self {
-        Self::with_stores(local, NS::default(), IS::default(), CS::default())
+    fn clone(&self) -> Self {
+        Self {
+            names: self.names.clone(),
+            ids: self.ids.clone(),
+            cells: self.cells.clone(),
+            clock: self.clock,
+        }
     }
+}
 
-    /// An empty map on the given (empty) stores, e.g. growable stores with chosen bounds.
-    pub fn with_stores(local: NodeId<L>, names: NS, ids: IS, cells: CS) -> Self {
-        let mut m = Self {
-            local,
+impl<const L: usize, M: MapStores<L>> Default for CounterMap<L, M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const L: usize, M: MapStores<L>> core::fmt::Debug for CounterMap<L, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CounterMap")
+            .field("counters", &self.names.len())
+            .field("ids", &self.ids.len())
+            .field("cells", &self.cells.len())
+            .finish()
+    }
+}
+
+/// What a per-counter merge ([`CounterMap::merge_each`]) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MergeReport {
+    /// Some cell rose.
+    pub changed: bool,
+    /// Counters refused whole (no room for their name, ids or cells).
+    pub refused: u32,
+}
+
+impl<const L: usize, M: MapStores<L>> CounterMap<L, M> {
+    /// An empty map.
+    pub fn new() -> Self {
+        let (names, ids, cells, _) = M::stores();
+        Self {
             names,
             ids,
             cells,
-        };
-        m.names.truncate(0);
-        m.ids.truncate(0);
-        m.cells.truncate(0);
-        m
+            clock: 0,
+        }
+    }
+
+    /// The most counters this map holds (0: no named counters at all).
+    pub fn max_counters(&self) -> usize {
+        self.names.max_len()
+    }
+
+    /// The clock: bumped by every change (see [`Cell::changed`]).
+    pub fn clock(&self) -> u32 {
+        self.clock
+    }
+
+    /// Moves the clock forward to `at` (never back): an owner that keeps one clock for several
+    /// structures (the engine's state version) sets it before a change.
+    pub fn set_clock(&mut self, at: u32) {
+        self.clock = self.clock.max(at);
+    }
+
+    /// Heap bytes the stores reserved (0 on fixed stores).
+    pub fn heap_bytes(&self) -> usize {
+        self.names.heap_bytes() + self.ids.heap_bytes() + self.cells.heap_bytes()
     }
 
     /// Counters held (shown or removed).
@@ -197,29 +254,105 @@ where
         })
     }
 
-    /// Adds `inc` to the local increments and `dec` to the local decrements of counter `name`,
-    /// creating it if needed. Returns its value after. A write of nothing creates nothing (and
-    /// answers the value, 0 for a counter that is not shown).
-    pub fn apply(&mut self, name: &str, inc: u64, dec: u64) -> Result<i128, MapError> {
-        let counter = CounterName::new(name).map_err(MapError::BadName)?;
-        if inc == 0 && dec == 0 {
-            return Ok(self.value(name).unwrap_or(0));
+    /// The cells that changed after clock `since` (0: every cell), sorted by name then id:
+    /// what a peer known to hold the map as of `since` lacks.
+    pub fn changed_since(
+        &self,
+        since: u32,
+    ) -> impl Iterator<Item = (&str, &str, Totals)> + Clone + '_ {
+        self.cells
+            .as_slice()
+            .iter()
+            .filter(move |c| since == 0 || c.changed > since)
+            .filter_map(|c| {
+                let name = self.names.as_slice().get(usize::from(c.name))?;
+                let id = self.ids.as_slice().get(usize::from(c.id))?;
+                Some((name.as_str(), id.as_str(), c.totals))
+            })
+    }
+
+    /// The totals of entry `id` in counter `name` (floors included).
+    pub fn totals(&self, name: &str, id: &str) -> Totals {
+        self.find(name, id)
+            .and_then(|i| self.cells.as_slice().get(i))
+            .map(|c| c.totals)
+            .unwrap_or_default()
+    }
+
+    /// The digest of the named state (`docs/EXTENSIONS.md` §6.2): XXH64 (seed 0) of every
+    /// cell, in order, as `name, id, inc, dec, floor_inc, floor_dec` (each string a length
+    /// byte and its bytes, each number eight bytes big-endian). Equal maps have equal digests.
+    pub fn digest(&self) -> u64 {
+        let mut h = XxHash64::with_seed(0);
+        for (name, id, t) in self.cells() {
+            for s in [name, id] {
+                // Names are at most 64 bytes and ids at most 255: one length byte each.
+                h.write(&[s.len() as u8]);
+                h.write(s.as_bytes());
+            }
+            for v in [t.inc, t.dec, t.floor_inc, t.floor_dec] {
+                h.write(&v.to_be_bytes());
+            }
         }
-        let local = self.local;
-        let mut t = match self.find(counter.as_str(), local.as_str()) {
-            Some(i) => self
-                .cells
-                .as_slice()
-                .get(i)
-                .map(|c| c.totals)
-                .unwrap_or_default(),
-            None => Totals::default(),
-        };
+        h.finish()
+    }
+
+    /// Whether writes of entry `id` to the counters `names` could all be applied now (their
+    /// names and cells fit). Refusals name the first limit met.
+    pub fn room_for<'n>(
+        &self,
+        names: impl Iterator<Item = &'n str> + Clone,
+        id: &str,
+    ) -> Result<(), MapError> {
+        // A handful of names (the writes in flight): quadratic de-duplication is fine.
+        let (mut new_names, mut new_cells, mut any) = (0usize, 0usize, false);
+        for (k, name) in names.clone().enumerate() {
+            CounterName::new(name).map_err(MapError::BadName)?;
+            if names.clone().take(k).any(|earlier| earlier == name) {
+                continue;
+            }
+            any = true;
+            new_names += usize::from(self.name_index(name).is_err());
+            new_cells += usize::from(self.find(name, id).is_none());
+        }
+        if self.names.len() + new_names > self.names.max_len().min(usize::from(u16::MAX)) {
+            return Err(MapError::TooManyCounters);
+        }
+        let new_id = any && self.id_index(id).is_err();
+        if self.cells.len() + new_cells > self.cells.max_len()
+            || self.ids.len() + usize::from(new_id) > self.ids.max_len().min(usize::from(u16::MAX))
+        {
+            return Err(MapError::CapacityExceeded);
+        }
+        Ok(())
+    }
+
+    /// Adds `inc` to the increments and `dec` to the decrements of entry `id` in counter
+    /// `name`, creating it if needed. Returns its value after. A write of nothing creates
+    /// nothing (and answers the value, 0 for a counter that is not shown).
+    pub fn apply(&mut self, name: &str, id: &str, inc: u64, dec: u64) -> Result<i128, MapError> {
+        let mut t = self.totals(name, id);
         t.inc = t.inc.checked_add(inc).ok_or(MapError::Overflow)?;
         t.dec = t.dec.checked_add(dec).ok_or(MapError::Overflow)?;
+        self.raise(name, id, t.inc, t.dec)
+    }
+
+    /// Raises the totals of entry `id` in counter `name` to at least `(inc, dec)`, creating it
+    /// if needed (a committed write whose record carried its totals after it). Returns the
+    /// counter's value after. Raising to nothing new creates nothing.
+    pub fn raise(&mut self, name: &str, id: &str, inc: u64, dec: u64) -> Result<i128, MapError> {
+        let counter = CounterName::new(name).map_err(MapError::BadName)?;
+        let local = NodeId::<L>::new(id).map_err(|_| MapError::BadId)?;
+        let t = self.totals(name, id);
+        if inc <= t.inc && dec <= t.dec {
+            return Ok(self.value(name).unwrap_or(0));
+        }
         self.check_room(core::iter::once((counter.as_str(), local.as_str())))?;
-        self.put(counter, local, t)?;
-        // The local cell now lies above its floor: the counter is shown.
+        let raised = Totals { inc, dec, ..t };
+        let stamp = self.clock.wrapping_add(1);
+        if self.put(counter, local, raised, stamp)? {
+            self.clock = stamp;
+        }
         Ok(self.value(name).unwrap_or(0))
     }
 
@@ -229,13 +362,18 @@ where
         let Ok(n) = self.name_index(name) else {
             return false;
         };
+        let stamp = self.clock.wrapping_add(1);
         let mut shown = false;
         for c in self.cells.as_mut_slice() {
-            if c.name == n {
-                shown |= c.totals.is_live();
+            if c.name == n && c.totals.is_live() {
+                shown = true;
                 c.totals.floor_inc = c.totals.inc;
                 c.totals.floor_dec = c.totals.dec;
+                c.changed = stamp;
             }
+        }
+        if shown {
+            self.clock = stamp;
         }
         shown
     }
@@ -248,31 +386,58 @@ where
         I: IntoIterator<Item = (&'i str, &'i str, Totals)> + Clone,
         I::IntoIter: Clone,
     {
-        let mut last: Option<(&str, &str)> = None;
-        for (name, id, _) in input.clone() {
-            CounterName::new(name).map_err(MapError::BadName)?;
-            NodeId::<L>::new(id).map_err(|_| MapError::BadId)?;
-            if let Some(prev) = last {
-                let order = prev
-                    .0
-                    .as_bytes()
-                    .cmp(name.as_bytes())
-                    .then_with(|| prev.1.as_bytes().cmp(id.as_bytes()));
-                if order != Ordering::Less {
-                    return Err(MapError::Unsorted);
-                }
-            }
-            last = Some((name, id));
-        }
+        check_input::<L, _>(input.clone().into_iter())?;
         self.check_room(input.clone().into_iter().map(|(n, i, _)| (n, i)))?;
+        Ok(self.put_all(input.into_iter()))
+    }
+
+    /// Merges cells as [`Self::merge`] does, but counter by counter: a counter whose cells do
+    /// not fit is refused whole (and counted), the others are merged. Invalid or unsorted input
+    /// is refused whole and changes nothing.
+    pub fn merge_each<'i, I>(&mut self, input: I) -> Result<MergeReport, MapError>
+    where
+        I: Iterator<Item = (&'i str, &'i str, Totals)> + Clone,
+    {
+        check_input::<L, _>(input.clone())?;
+        let mut report = MergeReport::default();
+        let mut rest = input;
+        loop {
+            let Some((name, _, _)) = rest.clone().next() else {
+                return Ok(report);
+            };
+            let group = rest.clone().take_while(move |(n, _, _)| *n == name);
+            let len = group.clone().count();
+            if self
+                .check_room(group.clone().map(|(n, i, _)| (n, i)))
+                .is_ok()
+            {
+                report.changed |= self.put_all(group);
+            } else {
+                report.refused += 1;
+            }
+            for _ in 0..len {
+                rest.next();
+            }
+        }
+    }
+
+    /// Joins every (valid, room-checked) cell of `input` under one new clock stamp.
+    fn put_all<'i>(&mut self, input: impl Iterator<Item = (&'i str, &'i str, Totals)>) -> bool {
+        let stamp = self.clock.wrapping_add(1);
         let mut changed = false;
         for (name, id, totals) in input {
+            if totals == Totals::default() {
+                continue; // nothing to hold: no cell
+            }
             let (Ok(name), Ok(id)) = (CounterName::new(name), NodeId::<L>::new(id)) else {
                 continue;
             };
-            changed |= self.put(name, id, totals)?;
+            changed |= self.put(name, id, totals, stamp).unwrap_or(false);
         }
-        Ok(changed)
+        if changed {
+            self.clock = stamp;
+        }
+        changed
     }
 
     // ----- tables -----
@@ -364,7 +529,13 @@ where
 
     /// Joins `totals` into the cell (name, id), adding the name, id and cell as needed (room was
     /// checked). Returns true when something changed.
-    fn put(&mut self, name: CounterName, id: NodeId<L>, totals: Totals) -> Result<bool, MapError> {
+    fn put(
+        &mut self,
+        name: CounterName,
+        id: NodeId<L>,
+        totals: Totals,
+        stamp: u32,
+    ) -> Result<bool, MapError> {
         let n = match self.name_index(name.as_str()) {
             Ok(n) => n,
             Err(at) => {
@@ -384,15 +555,18 @@ where
             }
         };
         match self.cell_search(n, i) {
-            Ok(k) => Ok(self
-                .cells
-                .as_mut_slice()
-                .get_mut(k)
-                .is_some_and(|c| c.totals.join(&totals))),
+            Ok(k) => Ok(self.cells.as_mut_slice().get_mut(k).is_some_and(|c| {
+                let changed = c.totals.join(&totals);
+                if changed {
+                    c.changed = stamp;
+                }
+                changed
+            })),
             Err(k) => {
                 let cell = Cell {
                     name: n,
                     id: i,
+                    changed: stamp,
                     totals,
                 };
                 self.cells.try_insert(k, cell)?;
@@ -400,6 +574,54 @@ where
             }
         }
     }
+}
+
+/// Two runs of cells, each sorted by (name, id) and with no key in both, as one sorted run.
+pub fn merge_sorted_cells<'a, A, B>(
+    a: A,
+    b: B,
+) -> impl Iterator<Item = (&'a str, &'a str, Totals)> + Clone
+where
+    A: Iterator<Item = (&'a str, &'a str, Totals)> + Clone,
+    B: Iterator<Item = (&'a str, &'a str, Totals)> + Clone,
+{
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    core::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => {
+            let first = (x.0.as_bytes(), x.1.as_bytes()) <= (y.0.as_bytes(), y.1.as_bytes());
+            if first {
+                a.next()
+            } else {
+                b.next()
+            }
+        }
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// Checks merge input: valid names and ids, strictly sorted by (name, id).
+fn check_input<'i, const L: usize, I>(input: I) -> Result<(), MapError>
+where
+    I: Iterator<Item = (&'i str, &'i str, Totals)>,
+{
+    let mut last: Option<(&str, &str)> = None;
+    for (name, id, _) in input {
+        CounterName::new(name).map_err(MapError::BadName)?;
+        NodeId::<L>::new(id).map_err(|_| MapError::BadId)?;
+        if let Some(prev) = last {
+            let order = prev
+                .0
+                .as_bytes()
+                .cmp(name.as_bytes())
+                .then_with(|| prev.1.as_bytes().cmp(id.as_bytes()));
+            if order != Ordering::Less {
+                return Err(MapError::Unsorted);
+            }
+        }
+        last = Some((name, id));
+    }
+    Ok(())
 }
 
 /// Position of `key` in `table` (sorted by bytes): `Ok` with its index, or `Err` with where it

@@ -1,6 +1,6 @@
-//! Named counters (issue 16, first step): any number of PN-Counters under names, merged per
-//! name, with observed-remove — the state only; the wire extension, persistence and APIs that
-//! carry it come in later steps.
+//! Named counters: any number of PN-Counters under names, merged per name, with
+//! observed-remove (`docs/EXTENSIONS.md` §6). The engine gossips them to peers that announce
+//! [`Caps::NAMED`](crate::ext::Caps::NAMED); the default counter stays the reference one.
 //!
 //! - [`CounterName`]: 1–64 bytes of `[A-Za-z0-9._-]`, safe in URLs, file names and metric labels.
 //! - [`CounterMap`]: the map. Ids are held once, in a table shared by every counter, so a board
@@ -8,25 +8,19 @@
 
 mod map;
 mod name;
+mod stores;
 pub mod wire;
 
-pub use map::{Cell, CounterMap, MapError, Totals};
+pub use map::{merge_sorted_cells, Cell, CounterMap, MapError, MergeReport, Totals};
 pub use name::{CounterName, NameError, MAX_NAME};
+pub use stores::{host, FixedStores, MapStores, NamedWrite, Unnamed};
+#[cfg(feature = "alloc")]
+pub use stores::GrowableStores;
 
 /// A map on fixed stores: `K` counters, `I` ids, `C` cells, ids of at most `L` bytes. No heap.
 pub type FixedCounterMap<const K: usize, const I: usize, const C: usize, const L: usize> =
-    CounterMap<
-        L,
-        heapless::Vec<CounterName, K>,
-        heapless::Vec<crate::NodeId<L>, I>,
-        heapless::Vec<Cell, C>,
-    >;
+    CounterMap<L, FixedStores<K, I, C, 0>>;
 
-/// A map on growable heap stores (hosts).
+/// A map on growable heap stores with the [`host`] limits.
 #[cfg(feature = "alloc")]
-pub type GrowableCounterMap<const L: usize> = CounterMap<
-    L,
-    crate::slots::Growable<CounterName>,
-    crate::slots::Growable<crate::NodeId<L>>,
-    crate::slots::Growable<Cell>,
->;
+pub type GrowableCounterMap<const L: usize> = CounterMap<L, GrowableStores>;

@@ -13,7 +13,7 @@ use super::map::Totals;
 use super::name::CounterName;
 use crate::error::WireError;
 use crate::message::{check_id_len, open_message, set_once};
-use crate::msgpack::{BufferTooSmall, Kind, Reader, Writer};
+use crate::msgpack::{str_len, BufferTooSmall, Kind, Reader, Writer};
 
 /// The message type (`t`) of a named-counter Push.
 pub const NAMED_PUSH: u8 = 18;
@@ -229,4 +229,31 @@ where
         }
     }
     Ok(w.position())
+}
+
+/// How many of `cells` (sorted by name then id), from the first, a Push from `id` carries
+/// within `budget` bytes (headers counted at their largest).
+pub fn fit<'c>(
+    id: &str,
+    cells: impl Iterator<Item = (&'c str, &'c str, Totals)>,
+    budget: usize,
+) -> usize {
+    // {t: 18, id: …, c: {…}} with a map header of up to 5 bytes.
+    let mut used = 1 + 2 + 2 + 3 + str_len(id.len()) + 2 + 5;
+    let mut count = 0;
+    let mut last: Option<&str> = None;
+    for (name, entry, _) in cells {
+        let mut cost = 1 + str_len(entry.len()) + 4 * 9;
+        if last != Some(name) {
+            // The name and its array header of up to 5 bytes.
+            cost += str_len(name.len()) + 5;
+        }
+        if used + cost > budget {
+            break;
+        }
+        used += cost;
+        count += 1;
+        last = Some(name);
+    }
+    count
 }

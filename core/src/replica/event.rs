@@ -25,6 +25,9 @@ pub enum Capacity {
     Entries,
     /// A sender could not be added to the full peer table.
     Peers,
+    /// Named counters of a named Push were refused whole (no room for their names, ids or
+    /// cells); the others were merged.
+    Counters,
 }
 
 /// Something that happened, for adapters and programs to react to instead of polling.
@@ -36,6 +39,12 @@ pub enum Event<const L: usize> {
         /// The cluster value as this node knows it now.
         value: i128,
         /// What changed it last.
+        cause: Cause,
+    },
+    /// Some named counter changed (read them with `Replica::named`). Coalesces like
+    /// `Changed`.
+    NamedChanged {
+        /// What changed them last.
         cause: Cause,
     },
     /// A peer answered again after being down.
@@ -57,7 +66,12 @@ pub(crate) struct Events<const L: usize> {
 
 impl<const L: usize> Events<L> {
     pub(crate) fn push(&mut self, event: Event<L>) {
-        if let (Event::Changed { .. }, Some(Event::Changed { .. })) = (event, self.queue.back()) {
+        let same_kind = matches!(
+            (event, self.queue.back()),
+            (Event::Changed { .. }, Some(Event::Changed { .. }))
+                | (Event::NamedChanged { .. }, Some(Event::NamedChanged { .. }))
+        );
+        if same_kind {
             if let Some(last) = self.queue.back_mut() {
                 *last = event;
             }

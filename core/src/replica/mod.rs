@@ -49,6 +49,10 @@ use crate::engine::{Config, Engine, Handled, PeerError, Stats, Transmit};
 use crate::error::WireError;
 use crate::frame::{is_gossip_address, split_header};
 use crate::id::NodeId;
+use crate::message::MessageType;
+use crate::named::{
+    merge_sorted_cells, CounterMap, CounterName, MapError, MapStores, NamedWrite, Totals, Unnamed,
+};
 use crate::peers::{Peer, PeerSource, PeerTable};
 use crate::slots::{CapacityExceeded, Slots};
 use crate::store::{self, EncodeError, Sink};
@@ -89,8 +93,10 @@ impl ReplicaConfig {
 
 /// A node: engine, identity, persistence protocol, events. See the module docs for the call
 /// order. Aliases: [`FixedReplica`], [`GrowableReplica`].
-pub struct Replica<const L: usize, S, P> {
-    engine: Engine<L, S, P>,
+pub struct Replica<const L: usize, S, P, M: MapStores<L> = Unnamed> {
+    engine: Engine<L, S, P, M>,
+    /// Named writes prepared and not yet committed: the totals each one's record carries.
+    named_writes: M::Writes,
     identity: Identity<L>,
     address: Option<NodeId<L>>,
     durable: bool,
@@ -108,16 +114,21 @@ pub struct Replica<const L: usize, S, P> {
     transport: TransportStats,
 }
 
-/// A replica on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes. No heap.
-pub type FixedReplica<const N: usize, const P: usize, const L: usize> =
-    Replica<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>>;
+/// A replica on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes, named counters
+/// on `M` (none by default). No heap.
+pub type FixedReplica<const N: usize, const P: usize, const L: usize, M = Unnamed> =
+    Replica<L, heapless::Vec<Entry<L>, N>, heapless::Vec<Peer<L>, P>, M>;
 
-/// A replica on growable heap stores (hosts).
+/// A replica on growable heap stores (hosts), named counters included.
 #[cfg(feature = "alloc")]
-pub type GrowableReplica<const L: usize> =
-    Replica<L, crate::slots::Growable<Entry<L>>, crate::slots::Growable<Peer<L>>>;
+pub type GrowableReplica<const L: usize> = Replica<
+    L,
+    crate::slots::Growable<Entry<L>>,
+    crate::slots::Growable<Peer<L>>,
+    crate::named::GrowableStores,
+>;
 
-impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
+impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Replica<L, S, P, M> {
     /// A replica counting under `identity`, without an address yet. A `Fresh` incarnation of a
     /// durable replica is the first record of its persist stream, and no local write commits
     /// before it is reported persisted.
@@ -160,6 +171,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         };
         Ok(Self {
             engine,
+            named_writes: M::stores().3,
             identity,
             address: None,
             durable: config.durable,
@@ -257,7 +269,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
     /// Memory in use: the engine's and this wrapper's.
     pub fn memory_bytes(&self) -> usize {
         self.engine.memory_bytes() + core::mem::size_of::<Self>()
-            - core::mem::size_of::<Engine<L, S, P>>()
+            - core::mem::size_of::<Engine<L, S, P, M>>()
+            + self.named_writes.heap_bytes()
     }
 
     /// Merges state read back from a store (entries strictly ascending; the own entry
@@ -295,7 +308,161 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             0
         };
         self.prepared = (inc, dec);
-        Ok(Prepared { seq, inc, dec })
+        Ok(Prepared {
+            seq,
+            inc,
+            dec,
+            counter: None,
+        })
+    }
+
+    /// Prepares a local write to the named counter `name`, as [`Replica::prepare`] does for the
+    /// default counter. Refused with `PrepareError::Named` (changing nothing) for a bad name,
+    /// or when the counter could not be held once committed (`too_many_counters`).
+    pub fn prepare_named(&mut self, name: &str, op: LocalOp) -> Result<Prepared, PrepareError> {
+        let counter = CounterName::new(name).map_err(|e| PrepareError::Named(MapError::BadName(e)))?;
+        let pending = self.pending_named(name);
+        let base = match pending {
+            Some(i) => self
+                .named_writes
+                .as_slice()
+                .get(i)
+                .map(|w| (w.inc, w.dec))
+                .unwrap_or_default(),
+            None => {
+                let t = self.engine.named().totals(name, self.identity.entry_id().as_str());
+                (t.inc, t.dec)
+            }
+        };
+        let (inc, dec) = match op {
+            LocalOp::Increment(by) => (base.0.checked_add(by).ok_or(PrepareError::Overflow)?, base.1),
+            LocalOp::Decrement(by) => (base.0, base.1.checked_add(by).ok_or(PrepareError::Overflow)?),
+        };
+        let slot = match pending {
+            Some(i) => i,
+            None => {
+                // Every counter written and not yet committed, and this one, must fit at commit.
+                let names = self.named_writes.as_slice().iter().map(|w| w.name.as_str());
+                let own = self.identity.entry_id().as_str();
+                self.engine
+                    .named()
+                    .room_for(names.chain(core::iter::once(name)), own)
+                    .map_err(PrepareError::Named)?;
+                let write = NamedWrite {
+                    name: counter,
+                    inc: base.0,
+                    dec: base.1,
+                };
+                self.named_writes
+                    .try_push(write)
+                    .map_err(|_| PrepareError::Backlog)?;
+                self.named_writes.len() - 1
+            }
+        };
+        let seq = if self.durable {
+            // The record names the slot; it is encoded from it when polled (with the totals
+            // prepared by then, which cover this write).
+            let request = Request::NamedLocal {
+                slot: u16::try_from(slot).map_err(|_| PrepareError::Backlog)?,
+            };
+            match self.queue.push(request) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.compact_named_writes();
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
+        if let Some(w) = self.named_writes.as_mut_slice().get_mut(slot) {
+            (w.inc, w.dec) = (inc, dec);
+        }
+        Ok(Prepared {
+            seq,
+            inc,
+            dec,
+            counter: Some(counter),
+        })
+    }
+
+    /// Drops prepared named writes that are committed (the committed totals caught up with
+    /// them) — only while no queued record names a slot, so slots stay put for the records.
+    fn compact_named_writes(&mut self) {
+        if self.queue.has_named() {
+            return;
+        }
+        let own = *self.identity.entry_id();
+        let mut i = 0;
+        while let Some(w) = self.named_writes.as_slice().get(i).copied() {
+            let t = self.engine.named().totals(w.name.as_str(), own.as_str());
+            if w.inc <= t.inc && w.dec <= t.dec {
+                self.named_writes.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Where the uncommitted write to `name` is kept, if there is one.
+    fn pending_named(&self, name: &str) -> Option<usize> {
+        self.named_writes
+            .as_slice()
+            .iter()
+            .position(|w| w.name.as_str() == name)
+    }
+
+    /// Prepare and commit a named write at once, for a volatile replica.
+    pub fn apply_named(&mut self, name: &str, op: LocalOp) -> Result<i128, PrepareError> {
+        if self.durable {
+            return Err(PrepareError::Backlog);
+        }
+        let p = self.prepare_named(name, op)?;
+        self.commit(p).map_err(|_| PrepareError::Backlog)
+    }
+
+    /// Removes the named counter `name` as observed here (observed-remove: what other nodes
+    /// add concurrently still counts). A durable replica queues a snapshot, which carries the
+    /// removal: the removal is durable once that record is. Returns false when the counter was
+    /// not shown (nothing changed, nothing queued).
+    pub fn remove_named(&mut self, name: &str) -> Result<bool, PrepareError> {
+        if self.durable && self.queue.is_full() && !self.queue.has_snapshot() {
+            return Err(PrepareError::Backlog);
+        }
+        if !self.engine.remove_named(name) {
+            return Ok(false);
+        }
+        self.events.push(Event::NamedChanged {
+            cause: Cause::Local,
+        });
+        self.request_snapshot()?;
+        Ok(true)
+    }
+
+    /// The named counters (committed writes only).
+    pub fn named(&self) -> &CounterMap<L, M> {
+        self.engine.named()
+    }
+
+    /// The value of named counter `name`, `None` when it is not shown.
+    pub fn named_value(&self, name: &str) -> Option<i128> {
+        self.engine.named().value(name)
+    }
+
+    /// Merges named cells read back from a store (sorted by name then id). Nothing is queued
+    /// to persist.
+    pub fn restore_named<'i, I>(&mut self, cells: I) -> Result<bool, MapError>
+    where
+        I: Iterator<Item = (&'i str, &'i str, Totals)> + Clone,
+    {
+        let changed = self.engine.merge_named_state(cells)?;
+        self.snapshot_version = self.engine.counter().version();
+        if changed {
+            self.events.push(Event::NamedChanged {
+                cause: Cause::Merge,
+            });
+        }
+        Ok(changed)
     }
 
     /// Commits a prepared write whose record (or a later one) is durable: the write is
@@ -306,6 +473,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         }
         if self.durable && !self.queue.issued(prepared.seq) {
             return Err(CommitError::Unknown);
+        }
+        if let Some(name) = prepared.counter {
+            return self.commit_named(name, prepared);
         }
         let raised = self
             .engine
@@ -318,6 +488,21 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             });
         }
         Ok(self.value())
+    }
+
+    fn commit_named(&mut self, name: CounterName, p: Prepared) -> Result<i128, CommitError> {
+        let before = self.engine.named().clock();
+        let value = self
+            .engine
+            .raise_named_local(name.as_str(), p.inc, p.dec)
+            .map_err(|_| CommitError::Unknown)?;
+        if self.engine.named().clock() != before {
+            self.events.push(Event::NamedChanged {
+                cause: Cause::Local,
+            });
+        }
+        self.compact_named_writes();
+        Ok(value)
     }
 
     /// Prepare and commit at once, for a volatile replica (a durable one refuses with
@@ -360,6 +545,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
                 store::encode_local(sink, self.identity.entry_id().as_str(), inc, dec)?;
                 PersistKind::Local
             }
+            Request::NamedLocal { slot } => {
+                let id = self.identity.entry_id().as_str();
+                let w = self.named_writes.as_slice().get(usize::from(slot));
+                // Slots stay put while a record names them: always there.
+                let w = w.ok_or(EncodeError::BadName)?;
+                store::encode_named_local(sink, w.name.as_str(), id, w.inc, w.dec)?;
+                PersistKind::NamedLocal
+            }
             Request::Snapshot => {
                 self.encode_snapshot(sink)?;
                 self.snapshot_version = self.engine.counter().version();
@@ -367,10 +560,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             }
         };
         self.queue.pop();
+        self.compact_named_writes();
         Ok(Some(Persisting { seq, kind }))
     }
 
-    /// Encodes the whole state as a Snapshot record, the own entry at its *prepared* totals.
+    /// Encodes the whole state as a Snapshot record, the own entry (and own cells) at their
+    /// *prepared* totals.
     pub fn encode_snapshot(&self, sink: &mut impl Sink) -> Result<(), EncodeError> {
         let own = self.identity.entry_id();
         let (pinc, pdec) = self.prepared;
@@ -382,7 +577,45 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             };
             (inc != 0 || dec != 0).then_some((e.id.as_str(), inc, dec))
         });
-        store::encode_snapshot(sink, entries)
+        let writes = self.named_writes.as_slice();
+        let cells = self.engine.named().cells().map(move |(name, id, mut t)| {
+            if id == own.as_str() {
+                if let Some(w) = writes.iter().find(|w| w.name.as_str() == name) {
+                    t.inc = t.inc.max(w.inc);
+                    t.dec = t.dec.max(w.dec);
+                }
+            }
+            (name, id, t)
+        });
+        // Prepared writes to counters this node has no cell in yet: their own cells, in order.
+        let fresh = self.fresh_cells();
+        store::encode_snapshot(sink, entries, merge_sorted_cells(cells, fresh))
+    }
+
+    /// Own cells of prepared writes that the map does not hold yet, sorted by name.
+    fn fresh_cells(&self) -> impl Iterator<Item = (&str, &str, Totals)> + Clone + '_ {
+        let own = self.identity.entry_id().as_str();
+        let map = self.engine.named();
+        let writes = self.named_writes.as_slice();
+        let missing = move |w: &&NamedWrite| {
+            map.totals(w.name.as_str(), own) == Totals::default()
+        };
+        // Few writes are in flight: pick them in name order without sorting in place.
+        let mut last: Option<&str> = None;
+        core::iter::from_fn(move || {
+            let next = writes
+                .iter()
+                .filter(missing)
+                .filter(|w| last.is_none_or(|l| w.name.as_bytes() > l.as_bytes()))
+                .min_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()))?;
+            last = Some(next.name.as_str());
+            let t = Totals {
+                inc: next.inc,
+                dec: next.dec,
+                ..Totals::default()
+            };
+            Some((next.name.as_str(), own, t))
+        })
     }
 
     /// The record `seq` (and so every record before it) is durable. Only the identity needs
@@ -402,7 +635,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
             PersistKind::Identity => {
                 let _ = self.queue.push(Request::Identity);
             }
-            PersistKind::Local => {}
+            PersistKind::Local | PersistKind::NamedLocal => {}
         }
     }
 
@@ -473,7 +706,17 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
                 Err(e)
             }
         };
+        if let Ok(h) = r {
+            if h.refused > 0 {
+                self.events.push(Event::CapacityExceeded(Capacity::Counters));
+            }
+        }
         match r {
+            Ok(h) if h.changed && h.message == MessageType::NamedPush => {
+                self.events.push(Event::NamedChanged {
+                    cause: Cause::Merge,
+                })
+            }
             Ok(h) if h.changed => self.events.push(Event::Changed {
                 value: self.value(),
                 cause: Cause::Merge,
@@ -585,7 +828,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>> Replica<L, S, P> {
         let changes = if self.policy.merges_only {
             let own = self.identity.entry_id();
             let merged = counter.changed_since(self.snapshot_version);
-            u32::try_from(merged.filter(|e| e.id != *own).count()).unwrap_or(u32::MAX)
+            let cells = self.engine.named().changed_since(self.snapshot_version);
+            let merged = merged.filter(|e| e.id != *own).count()
+                + cells.filter(|(_, id, _)| *id != own.as_str()).count();
+            u32::try_from(merged).unwrap_or(u32::MAX)
         } else {
             counter.version().wrapping_sub(self.snapshot_version)
         };

@@ -1,6 +1,8 @@
 //! The persistence protocol's types: a local write is *prepared* (the record to persist is
 //! made, overflow checked once), the caller persists it, then *commits* it.
 
+use crate::named::{CounterName, MapError};
+
 use crate::time::Duration;
 use core::fmt;
 use heapless::Deque;
@@ -32,6 +34,9 @@ pub struct Prepared {
     pub inc: u64,
     /// Total decrements after this write.
     pub dec: u64,
+    /// The named counter written (`None`: the default counter); `inc` and `dec` are the
+    /// node's totals in it.
+    pub counter: Option<CounterName>,
 }
 
 /// What `Replica::poll_persist` wrote into the caller's sink.
@@ -52,6 +57,8 @@ pub enum PersistKind {
     Identity,
     /// The node's own totals after local writes.
     Local,
+    /// The node's own totals in one named counter after local writes to it.
+    NamedLocal,
     /// The whole merged state. It covers every record before it in the stream, so a store may
     /// drop those once it is durable.
     Snapshot,
@@ -92,14 +99,29 @@ pub enum PrepareError {
     Overflow,
     /// The persist queue is full: the caller has not drained `poll_persist`.
     Backlog,
+    /// A named write refused: a bad name, or no room for another counter (`too_many_counters`)
+    /// or for this node's cell in it.
+    Named(MapError),
+}
+
+impl PrepareError {
+    /// The stable error name of every interface.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PrepareError::Overflow => "overflow",
+            PrepareError::Backlog => "backlog",
+            PrepareError::Named(e) => e.name(),
+        }
+    }
 }
 
 impl fmt::Display for PrepareError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PrepareError::Overflow => "the counter would overflow",
-            PrepareError::Backlog => "the persist queue is full",
-        })
+        match self {
+            PrepareError::Overflow => f.write_str("the counter would overflow"),
+            PrepareError::Backlog => f.write_str("the persist queue is full"),
+            PrepareError::Named(e) => write!(f, "{e}"),
+        }
     }
 }
 
@@ -130,7 +152,14 @@ impl core::error::Error for CommitError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
     Identity,
-    Local { inc: u64, dec: u64 },
+    Local {
+        inc: u64,
+        dec: u64,
+    },
+    /// The prepared totals of the named write in this slot of the replica's table.
+    NamedLocal {
+        slot: u16,
+    },
     Snapshot,
 }
 
@@ -147,11 +176,14 @@ impl Queue {
     /// is served by the new record.
     pub(crate) fn push(&mut self, request: Request) -> Result<u64, PrepareError> {
         let seq = self.next_seq;
-        let coalesce = matches!(
-            (request, self.items.back()),
+        let coalesce = match (request, self.items.back()) {
             (Request::Local { .. }, Some((_, Request::Local { .. })))
-                | (Request::Snapshot, Some((_, Request::Snapshot)))
-        );
+            | (Request::Snapshot, Some((_, Request::Snapshot))) => true,
+            (Request::NamedLocal { slot }, Some((_, Request::NamedLocal { slot: last }))) => {
+                slot == *last
+            }
+            _ => false,
+        };
         if coalesce {
             if let Some(last) = self.items.back_mut() {
                 *last = (seq, request);
@@ -175,6 +207,16 @@ impl Queue {
 
     pub(crate) fn has_snapshot(&self) -> bool {
         self.items.iter().any(|(_, r)| *r == Request::Snapshot)
+    }
+
+    pub(crate) fn has_named(&self) -> bool {
+        self.items
+            .iter()
+            .any(|(_, r)| matches!(r, Request::NamedLocal { .. }))
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.items.is_full()
     }
 
     pub(crate) fn is_empty(&self) -> bool {

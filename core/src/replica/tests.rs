@@ -84,8 +84,8 @@ impl Log {
         for r in &self.records {
             match decode(FORMAT_VERSION, r).unwrap() {
                 Record::Local { id, inc, dec } => see(id, inc, dec),
-                Record::Snapshot(es) => es.for_each(|(i, inc, dec)| see(i, inc, dec)),
-                Record::Identity(_) => {}
+                Record::Snapshot(es, _) => es.for_each(|(i, inc, dec)| see(i, inc, dec)),
+                Record::Identity(_) | Record::NamedLocal { .. } => {}
             }
         }
         best

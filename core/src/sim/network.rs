@@ -516,7 +516,7 @@ impl Network {
     }
 
     /// The type of each index of [`NetStats::sent`].
-    pub fn message_types() -> [MessageType; 3] {
+    pub fn message_types() -> [MessageType; 4] {
         MessageType::ALL
     }
 }

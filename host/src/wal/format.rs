@@ -61,15 +61,31 @@ pub enum RecordRef<'a> {
         /// Total of decrements.
         dec: u64,
     },
-    /// See [`Record::Snapshot`].
-    Snapshot(Vec<(&'a str, u64, u64)>),
+    /// See [`Record::Snapshot`]; from version 3 with the named counters' cells
+    /// `(name, id, totals)`, sorted by name then id.
+    Snapshot(Vec<(&'a str, u64, u64)>, Vec<NamedCell<'a>>),
+    /// The node's own totals in a named counter (version 3 on).
+    NamedLocal {
+        /// The counter.
+        name: &'a str,
+        /// The node's id.
+        id: &'a str,
+        /// Total of increments in it.
+        inc: u64,
+        /// Total of decrements in it.
+        dec: u64,
+    },
     /// A node's entry id (version 2 on; hosts keep theirs in the `IDENTITY` file, and
     /// recovery skips this record).
     Identity(&'a str),
 }
 
+/// A named cell of a snapshot: counter name, entry id, totals.
+pub type NamedCell<'a> = (&'a str, &'a str, tally_core::named::Totals);
+
 impl RecordRef<'_> {
-    /// An owned copy.
+    /// An owned copy of what [`Record`] holds: the default counter (named cells and
+    /// NamedLocal records, which the log takes as core-codec bodies, are left out).
     pub fn to_owned(&self) -> Record {
         match self {
             Self::Local { id, inc, dec } => Record::Local {
@@ -77,13 +93,13 @@ impl RecordRef<'_> {
                 inc: *inc,
                 dec: *dec,
             },
-            Self::Snapshot(entries) => Record::Snapshot {
+            Self::Snapshot(entries, _) => Record::Snapshot {
                 entries: entries
                     .iter()
                     .map(|(id, inc, dec)| ((*id).to_owned(), *inc, *dec))
                     .collect(),
             },
-            Self::Identity(_) => Record::Snapshot {
+            Self::Identity(_) | Self::NamedLocal { .. } => Record::Snapshot {
                 entries: Vec::new(),
             },
         }
@@ -239,7 +255,9 @@ pub fn encode_snapshot(
     let iter = sorted
         .iter()
         .map(|(id, inc, dec)| (id.as_str(), *inc, *dec));
-    frame(out, |o| tally_core::store::encode_snapshot(o, iter))
+    frame(out, |o| {
+        tally_core::store::encode_snapshot(o, iter, core::iter::empty())
+    })
 }
 
 /// Appends a framed [`Record::Local`] without building a `Record` (the hot path).
@@ -331,12 +349,19 @@ pub fn decode_in(version: u16, buf: &[u8]) -> Result<(RecordRef<'_>, usize), Dec
         Core::InvalidUtf8 => DecodeError::BadPayload("node id is not UTF-8"),
         Core::TooManyEntries => DecodeError::BadPayload("more than 65,536 entries"),
         Core::Unordered => DecodeError::BadPayload("snapshot ids out of order or repeated"),
+        Core::BadName => DecodeError::BadPayload("not a counter name"),
+        Core::BadFloor => DecodeError::BadPayload("a named cell's floor is above its total"),
         Core::UnsupportedVersion(_) => DecodeError::BadPayload("unsupported version"),
         _ => DecodeError::BadPayload("payload ends early"),
     })?;
     let record = match record {
         CoreRecord::Local { id, inc, dec } => RecordRef::Local { id, inc, dec },
-        CoreRecord::Snapshot(entries) => RecordRef::Snapshot(entries.collect()),
+        CoreRecord::Snapshot(entries, cells) => {
+            RecordRef::Snapshot(entries.collect(), cells.collect())
+        }
+        CoreRecord::NamedLocal { name, id, inc, dec } => {
+            RecordRef::NamedLocal { name, id, inc, dec }
+        }
         CoreRecord::Identity(id) => RecordRef::Identity(id),
     };
     Ok((record, total))

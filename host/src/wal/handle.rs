@@ -79,6 +79,9 @@ pub struct Recovered {
     /// The merged state, sorted by id: per id, the maximum of the snapshot's entry and every
     /// `Local` record after it.
     pub entries: Vec<(String, u64, u64)>,
+    /// The named counters' cells `(name, id, totals)`, sorted by name then id: per cell, the
+    /// maximum of the snapshot's and every `NamedLocal` record's after it.
+    pub named: Vec<(String, String, tally_core::named::Totals)>,
     /// Valid records replayed (the snapshot counts as one).
     pub records: u64,
     /// Bytes cut off at the first torn or corrupt record (0 after a clean shutdown).

@@ -10,6 +10,7 @@ use super::segment::{list_segments, segment_name, ActiveSegment, MAX_SEQUENCE};
 use super::storage::Storage;
 use super::Recovered;
 use std::collections::HashMap;
+use tally_core::named::Totals;
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,11 +32,22 @@ struct Tear {
     reason: String,
 }
 
-/// The merged state: per id, the maximum of every total seen.
+/// The merged state: per id, the maximum of every total seen; per named cell, likewise.
 #[derive(Default)]
-struct Merged(HashMap<String, (u64, u64)>);
+struct Merged(HashMap<String, (u64, u64)>, HashMap<(String, String), Totals>);
 
 impl Merged {
+    fn apply_cell(&mut self, name: &str, id: &str, t: Totals) {
+        let cell = self
+            .1
+            .entry((name.to_owned(), id.to_owned()))
+            .or_default();
+        cell.inc = cell.inc.max(t.inc);
+        cell.dec = cell.dec.max(t.dec);
+        cell.floor_inc = cell.floor_inc.max(t.floor_inc);
+        cell.floor_dec = cell.floor_dec.max(t.floor_dec);
+    }
+
     fn apply(&mut self, id: &str, inc: u64, dec: u64) {
         match self.0.get_mut(id) {
             Some(e) => *e = (e.0.max(inc), e.1.max(dec)),
@@ -45,17 +57,19 @@ impl Merged {
         }
     }
 
-    fn into_sorted(self) -> Vec<(String, u64, u64)> {
+    fn into_sorted(self) -> (Vec<(String, u64, u64)>, Vec<(String, String, Totals)>) {
         let mut v: Vec<_> = self.0.into_iter().map(|(id, (i, d))| (id, i, d)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        v
+        let mut cells: Vec<_> = self.1.into_iter().map(|((n, id), t)| (n, id, t)).collect();
+        cells.sort_unstable_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
+        (v, cells)
     }
 }
 
 fn starts_with_snapshot(version: u16, buf: &[u8]) -> bool {
     matches!(
         buf.get(HEADER_LEN..).map(|b| decode_in(version, b)),
-        Some(Ok((RecordRef::Snapshot(_), _)))
+        Some(Ok((RecordRef::Snapshot(..), _)))
     )
 }
 
@@ -140,8 +154,10 @@ pub(crate) fn recover(
         }
     };
 
+    let (entries, named) = merged.into_sorted();
     let recovered = Recovered {
-        entries: merged.into_sorted(),
+        entries,
+        named,
         records,
         dropped_bytes,
         elapsed: started.elapsed(),
@@ -204,10 +220,21 @@ fn replay_segment(
         let (record, n) = decode_in(version, rest).map_err(|e| (at, describe(&e)))?;
         match record {
             RecordRef::Local { id, inc, dec } => merged.apply(id, inc, dec),
-            RecordRef::Snapshot(entries) => {
+            RecordRef::Snapshot(entries, cells) => {
                 for (id, inc, dec) in entries {
                     merged.apply(id, inc, dec);
                 }
+                for (name, id, t) in cells {
+                    merged.apply_cell(name, id, t);
+                }
+            }
+            RecordRef::NamedLocal { name, id, inc, dec } => {
+                let t = Totals {
+                    inc,
+                    dec,
+                    ..Totals::default()
+                };
+                merged.apply_cell(name, id, t);
             }
             RecordRef::Identity(_) => {}
         }
