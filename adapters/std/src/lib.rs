@@ -8,6 +8,8 @@
 //! let node = tally_std::Node::start(tally_std::NodeConfig::new("127.0.0.1:0".parse().unwrap()))?;
 //! node.increment(1)?;
 //! assert_eq!(node.value(), 1);
+//! node.counter("doors")?.increment(2)?;
+//! assert_eq!(node.counter("doors")?.value(), Some(2));
 //! # Ok(()) }
 //! ```
 //!
@@ -40,12 +42,14 @@ mod config;
 mod datagram;
 mod journal;
 mod listener;
+mod named;
 mod node;
 mod sender;
 mod state;
 
 pub use config::NodeConfig;
 pub use journal::{Journal, JournalError};
+pub use named::NamedCounter;
 pub use node::{EntryInfo, Node, NodeError, PeerInfo};
 pub use state::HostReplica;
 pub use tally_core::replica::{LocalOp, PersistKind};

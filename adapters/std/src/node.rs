@@ -35,6 +35,10 @@ pub enum NodeError {
     /// Restored state does not fit the counter.
     #[error("restored state refused: {0}")]
     BadState(String),
+    /// A named-counter write or name refused (`bad_name`, `too_many_counters`, …: see
+    /// [`MapError::name`](tally_core::named::MapError::name)); nothing changed.
+    #[error("{0}")]
+    Counter(tally_core::named::MapError),
     /// The local total would overflow `u64`.
     #[error("the counter would overflow")]
     Overflow,
@@ -84,7 +88,7 @@ pub struct EntryInfo {
 /// # Ok(()) }
 /// ```
 pub struct Node {
-    state: Arc<NodeState>,
+    pub(crate) state: Arc<NodeState>,
     committer: Option<Committer>,
     local_addr: SocketAddr,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -240,20 +244,38 @@ impl Node {
     /// committed (after its record is durable, with a journal) or the reason it was not. This
     /// is the non-blocking path for async callers: `done` runs on the node's committer thread.
     pub fn submit(&self, op: LocalOp, done: Box<dyn FnOnce(Result<i128, NodeError>) + Send>) {
+        self.submit_to(None, op, done)
+    }
+
+    /// As [`Node::submit`], to the named counter `counter` (`None`: the default counter).
+    pub(crate) fn submit_to(
+        &self,
+        counter: Option<&str>,
+        op: LocalOp,
+        done: Box<dyn FnOnce(Result<i128, NodeError>) + Send>,
+    ) {
         if self.state.is_shutting_down() {
             return done(Err(NodeError::Shutdown));
         }
         let prepared = {
             let mut replica = self.state.replica();
             let Some(journal) = &self.state.journal else {
-                let r = replica.apply(op).map_err(prepare_error);
+                let r = match counter {
+                    Some(name) => replica.apply_named(name, op),
+                    None => replica.apply(op),
+                };
+                let r = r.map_err(prepare_error);
                 drop(replica);
                 if r.is_ok() {
                     self.state.local_committed();
                 }
                 return done(r);
             };
-            let prepared = match replica.prepare(op) {
+            let prepared = match counter {
+                Some(name) => replica.prepare_named(name, op),
+                None => replica.prepare(op),
+            };
+            let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => return done(Err(prepare_error(e))),
             };
@@ -444,6 +466,7 @@ impl Drop for Node {
 fn prepare_error(e: PrepareError) -> NodeError {
     match e {
         PrepareError::Overflow => NodeError::Overflow,
+        PrepareError::Named(e) => NodeError::Counter(e),
         other => NodeError::NotDurable(other.to_string()),
     }
 }

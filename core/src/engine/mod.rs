@@ -855,6 +855,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         budget: usize,
         out: &mut [u8],
     ) -> Option<(MessageType, usize)> {
+        // Only to a peer known to read it (a reference peer never gets one).
+        if !self.speaks_named(self.peers.slot_of(to.as_str())) {
+            return None;
+        }
         let (len, complete) = self.write_named_window(since, budget, out)?;
         if since == 0 {
             self.stats.full_push_bytes += len as u64;
