@@ -163,13 +163,19 @@ impl Writes {
     /// Applies `op`; returns the new value once the write is committed, or why it was not
     /// acknowledged (the node's own errors: overflow, not durable, shut down).
     pub async fn apply(&self, op: LocalOp) -> Result<i128, NodeError> {
+        self.apply_to(None, op).await
+    }
+
+    /// As [`Writes::apply`], to the named counter `counter` (`None`: the default counter).
+    pub async fn apply_to(&self, counter: Option<&str>, op: LocalOp) -> Result<i128, NodeError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.node.submit(
-            op,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
+        let done = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        match counter {
+            Some(name) => self.node.submit_named(name, op, done),
+            None => self.node.submit(op, done),
+        }
         // A dropped answer comes from a node stopping with the write in hand, perhaps already
         // prepared and journaled: its outcome is unknown, not "nothing was written".
         rx.await.unwrap_or_else(|_| {

@@ -268,3 +268,34 @@ proptest! {
         prop_assert!(decode(&buf).is_err());
     }
 }
+
+/// A version 2 directory as the previous build wrote it (snapshots without named cells, no
+/// NamedLocal records) opens and keeps its value; named records appended after it come back.
+#[test]
+fn wal_format_version_2_directories_stay_readable_and_take_named_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seg = encode_header(1).to_vec();
+    seg[8] = 2;
+    let mut snap = 1u32.to_le_bytes().to_vec();
+    snap.push(3);
+    snap.extend_from_slice(b"amy");
+    snap.extend_from_slice(&5u64.to_le_bytes());
+    snap.extend_from_slice(&2u64.to_le_bytes());
+    seg.extend_from_slice(&framed(TYPE_SNAPSHOT, &snap));
+    std::fs::write(tmp.path().join(tally::wal::segment::segment_name(1)), &seg).unwrap();
+    let (wal, recovered) = tally::wal::Wal::open(tally::wal::WalConfig::new(tmp.path())).unwrap();
+    assert_eq!(recovered.entries, vec![("amy".to_string(), 5, 2)]);
+    assert!(recovered.named.is_empty());
+    let mut body = Vec::new();
+    tally_core::store::encode_named_local(&mut body, "doors", "amy", 4, 1).unwrap();
+    wal.wait(wal.append_body(false, &body).unwrap()).unwrap();
+    drop(wal);
+    let (_, again) = tally::wal::Wal::open(tally::wal::WalConfig::new(tmp.path())).unwrap();
+    assert_eq!(again.entries, vec![("amy".to_string(), 5, 2)]);
+    let t = tally_core::named::Totals {
+        inc: 4,
+        dec: 1,
+        ..Default::default()
+    };
+    assert_eq!(again.named, vec![("doors".to_string(), "amy".to_string(), t)]);
+}

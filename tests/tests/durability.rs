@@ -151,3 +151,28 @@ async fn an_unusable_data_directory_fails_at_start() {
     assert!(msg.contains(&file.display().to_string()), "{msg}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// Named counters survive a restart: their records (and the final snapshot, with a removal's
+/// floors) are in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_named_counters_and_removals() {
+    let dir = temp_dir("restart-named");
+    let s = start(Some(dir.clone()), vec![]).await.unwrap();
+    for (name, by) in [("doors", 3), ("parts.A", 5), ("doors", 4), ("gone", 9)] {
+        s.node.counter(name).unwrap().increment(by).unwrap();
+    }
+    s.node.counter("parts.A").unwrap().decrement(1).unwrap();
+    assert!(s.node.remove_counter("gone").unwrap());
+    s.node.increment(2).unwrap();
+    let before = s.node.counters();
+    assert_eq!(before, vec![("doors".to_string(), 7), ("parts.A".to_string(), 4)]);
+    s.stop().await;
+    let s = start(Some(dir.clone()), vec![]).await.unwrap();
+    assert_eq!(s.node.counters(), before, "named counters after the restart");
+    assert_eq!(s.node.value(), 2);
+    // The removed counter stays removed; counting it again starts from zero.
+    assert_eq!(s.node.counter_value("gone"), None);
+    assert_eq!(s.node.counter("gone").unwrap().increment(1).unwrap(), 1);
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

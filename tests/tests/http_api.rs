@@ -157,3 +157,57 @@ async fn values_beyond_i64_are_answered_exactly() {
     assert_eq!(value_literal(&body), Some(after.as_str()), "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_counters_have_their_own_routes() {
+    use reqwest::Method;
+    let s = service().await;
+    let c = reqwest::Client::new();
+    let u = |p: &str| format!("{}{p}", s.url());
+    let id = s.node.id();
+
+    let (st, v) = call(&c, Method::GET, u("/counters"), None).await;
+    assert_eq!((st, v), (200, json!({"default": 0, "counters": {}})));
+    let (st, v) = call(&c, Method::GET, u("/counters/doors"), None).await;
+    assert_eq!((st, v["code"].clone()), (404, json!("not_found")));
+    let (st, v) = call(&c, Method::POST, u("/counters/doors/increment"), Some(r#"{"by": 5}"#)).await;
+    assert_eq!((st, v), (200, json!({"name": "doors", "value": 5, "node": id})));
+    let (st, v) = call(&c, Method::POST, u("/counters/doors/decrement"), None).await;
+    assert_eq!((st, v["value"].clone()), (200, json!(4)));
+    let (st, _) = call(&c, Method::POST, u("/counters/parts.A/increment"), Some(r#"{"by": 2}"#)).await;
+    assert_eq!(st, 200);
+    // The default counter is its own.
+    let (_, v) = call(&c, Method::POST, u("/increment"), None).await;
+    assert_eq!(v["value"], json!(1));
+    let (st, v) = call(&c, Method::GET, u("/counters/doors"), None).await;
+    assert_eq!((st, v), (200, json!({"name": "doors", "value": 4, "node": id})));
+    let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
+    assert_eq!(v, json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}}));
+    assert_eq!(s.node.value(), 1);
+
+    // Bad names and bodies: 400 with a code, nothing changes.
+    for path in ["/counters/no%20space/increment", "/counters/%C3%BC/increment"] {
+        let (st, v) = call(&c, Method::POST, u(path), None).await;
+        assert_eq!((st, v["code"].clone()), (400, json!("bad_name")), "{path}");
+    }
+    let long = format!("/counters/{}/increment", "x".repeat(65));
+    let (st, v) = call(&c, Method::POST, u(&long), None).await;
+    assert_eq!((st, v["code"].clone()), (400, json!("bad_name")));
+    let (st, _) = call(&c, Method::POST, u("/counters/doors/increment"), Some(r#"{"by": -1}"#)).await;
+    assert_eq!(st, 400);
+    let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
+    assert_eq!(v, json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}}));
+
+    // Removal: gone from reads, 404 the second time; counting again starts from zero.
+    let (st, v) = call(&c, Method::DELETE, u("/counters/doors"), None).await;
+    assert_eq!((st, v), (200, json!({"name": "doors", "removed": true, "node": id})));
+    let (st, _) = call(&c, Method::DELETE, u("/counters/doors"), None).await;
+    assert_eq!(st, 404);
+    let (st, _) = call(&c, Method::GET, u("/counters/doors"), None).await;
+    assert_eq!(st, 404);
+    let (_, v) = call(&c, Method::POST, u("/counters/doors/increment"), None).await;
+    assert_eq!(v["value"], json!(1));
+    let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
+    assert_eq!(v, json!({"default": 1, "counters": {"doors": 1, "parts.A": 2}}));
+    s.stop().await;
+}

@@ -93,7 +93,7 @@ pub async fn decrement(
     write(&app, LocalOp::Decrement, body).await
 }
 
-async fn write(
+pub(super) async fn write(
     app: &NodeApi,
     op: fn(u64) -> LocalOp,
     body: Result<Bytes, BytesRejection>,
@@ -106,13 +106,21 @@ async fn write(
     }))
 }
 
-fn body_error(e: BytesRejection) -> ApiError {
+pub(super) fn body_error(e: BytesRejection) -> ApiError {
     ApiError::new(e.status(), e.body_text())
 }
 
-fn write_error(e: NodeError) -> ApiError {
+pub(super) fn write_error(e: NodeError) -> ApiError {
     match e {
         NodeError::Overflow => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        NodeError::Counter(c) => {
+            // A bad name is the request's fault; no room is the cluster's state.
+            let status = match c {
+                tally_core::named::MapError::BadName(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::CONFLICT,
+            };
+            ApiError::new(status, c.to_string()).with_code(c.name())
+        }
         other => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
     }
 }

@@ -11,6 +11,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for people and scripts.
     pub message: String,
+    /// A stable error name for scripts (`bad_name`, `too_many_counters`, `not_found`, …),
+    /// sent as `"code"` when set.
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -19,6 +22,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            code: None,
         }
     }
 
@@ -27,17 +31,24 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// With a stable error name.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        let body = match self.code {
+            Some(code) => serde_json::json!({ "error": self.message, "code": code }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 

@@ -18,6 +18,7 @@
 //! serves all three HTTP services: this API, the gateway and discovery).
 
 mod amount;
+mod counters;
 mod api;
 mod error;
 mod guard;
@@ -52,6 +53,10 @@ pub fn router(app: Arc<NodeApi>) -> Router {
         .route("/counter", get(api::counter))
         .route("/increment", post(api::increment))
         .route("/decrement", post(api::decrement))
+        .route("/counters", get(counters::list))
+        .route("/counters/{name}", get(counters::get).delete(counters::remove))
+        .route("/counters/{name}/increment", post(counters::increment))
+        .route("/counters/{name}/decrement", post(counters::decrement))
         .route("/local-counter", get(api::local_counter))
         .route("/state", get(api::state))
         .route("/peers", get(api::peers))

@@ -4,7 +4,7 @@
 
 use super::error::WalError;
 use super::format::{
-    decode_header_version, decode_in, DecodeError, HeaderError, RecordRef, HEADER_LEN,
+    decode_header_version, decode_in, DecodeError, HeaderError, RecordRef, HEADER_LEN, VERSION,
 };
 use super::segment::{list_segments, segment_name, ActiveSegment, MAX_SEQUENCE};
 use super::storage::Storage;
@@ -143,8 +143,13 @@ pub(crate) fn recover(
     }
 
     let mut live: Vec<u64> = loaded.iter().take(survivors).map(|(s, _)| *s).collect();
+    // A segment of an earlier version is never appended to: its header says how to read all
+    // of it, and records of this version (a NamedLocal) would not be read back under it.
+    let current = loaded
+        .get(survivors.wrapping_sub(1))
+        .is_some_and(|(_, buf)| matches!(decode_header_version(buf), Ok((v, _)) if v == VERSION));
     let active = match live.last() {
-        Some(&seq) if (last_len as u64) < segment_bytes => {
+        Some(&seq) if (last_len as u64) < segment_bytes && current => {
             ActiveSegment::reopen(storage, dir, seq, last_len as u64)?
         }
         Some(&seq) => new_segment(storage, dir, seq.saturating_add(1), &mut live)?,
