@@ -34,6 +34,7 @@ fn every_subcommand_has_help() {
         "get",
         "inc",
         "dec",
+        "list",
         "bench",
     ]
     .iter()
@@ -122,6 +123,36 @@ fn cluster_inc_and_get_agree() {
     let (code, out, _) = tally(&["get", "--json", "--node", &urls[2]]);
     assert_eq!(code, 0);
     assert!(out.contains("\"value\":5"), "{out}");
+
+    // Named counters: written on two nodes, read and listed on a third.
+    let (code, out, err) = tally(&["inc", "doors", "--by", "3", "--node", &urls[0]]);
+    assert_eq!((code, out.as_str()), (0, "3"), "{err}");
+    let (code, out, err) = tally(&["dec", "doors", "--node", &urls[1]]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out == "2" || out == "-1", "{out}");
+    let (code, _, err) = tally(&["inc", "parts.A", "--by", "7", "--node", &urls[1]]);
+    assert_eq!(code, 0, "{err}");
+    let written = Instant::now();
+    loop {
+        let (code, out, err) = tally(&["list", "--node", &urls[2]]);
+        assert_eq!(code, 0, "{err}");
+        if out == "default 5\ndoors 2\nparts.A 7" {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(20),
+            "{} never listed both counters: {out}",
+            urls[2]
+        );
+    }
+    let (code, out, _) = tally(&["get", "doors", "--node", &urls[2]]);
+    assert_eq!((code, out.as_str()), (0, "2"));
+    let (code, _, err) = tally(&["get", "never-written", "--node", &urls[2]]);
+    assert_eq!(code, 1, "an unknown counter is the server's 404: {err}");
+    assert!(err.contains("404"), "{err}");
+    let (code, _, err) = tally(&["inc", "no/slash", "--node", &urls[2]]);
+    assert_eq!(code, 2, "a bad name is bad usage: {err}");
+    assert!(err.contains("not a counter name"), "{err}");
 }
 
 #[test]

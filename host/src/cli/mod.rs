@@ -34,12 +34,15 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Run the API gateway in front of nodes (from --nodes or --discovery).
     Gateway(GatewayArgs),
-    /// Print the counter's value (from a node or gateway URL).
-    Get(ClientArgs),
-    /// Increment the counter and print the new value.
+    /// Print a counter's value (the default counter, or the named counter NAME) from a node or
+    /// gateway URL.
+    Get(GetArgs),
+    /// Increment a counter (the default one, or NAME) and print the new value.
     Inc(WriteArgs),
-    /// Decrement the counter and print the new value.
+    /// Decrement a counter (the default one, or NAME) and print the new value.
     Dec(WriteArgs),
+    /// List every counter: the default one and each named one, with its value.
+    List(ClientArgs),
     /// Run five engines on the simulated network and watch them converge.
     #[cfg(feature = "dev-tools")]
     Demo,
@@ -355,9 +358,21 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
+/// `tally get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// A named counter (1–64 bytes of A-Z a-z 0-9 . _ -); without it, the default counter.
+    pub name: Option<String>,
+    /// Where to ask.
+    #[command(flatten)]
+    pub target: ClientArgs,
+}
+
 /// `tally inc` / `tally dec`.
 #[derive(Debug, clap::Args)]
 pub struct WriteArgs {
+    /// A named counter (1–64 bytes of A-Z a-z 0-9 . _ -); without it, the default counter.
+    pub name: Option<String>,
     /// Amount (a positive integer).
     #[arg(long, default_value_t = 1)]
     pub by: u64,
@@ -421,6 +436,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Get(args) => client::get(args).await,
             Command::Inc(args) => client::write(args, client::CounterOp::Increment).await,
             Command::Dec(args) => client::write(args, client::CounterOp::Decrement).await,
+            Command::List(args) => client::list(args).await,
             #[cfg(feature = "dev-tools")]
             Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
             Command::Chaos(_) => ExitCode::SUCCESS,
