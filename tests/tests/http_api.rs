@@ -209,5 +209,13 @@ async fn named_counters_have_their_own_routes() {
     assert_eq!(v["value"], json!(1));
     let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
     assert_eq!(v, json!({"default": 1, "counters": {"doors": 1, "parts.A": 2}}));
+    let metrics = c.get(u("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "tally_named_counters 2",
+        "tally_named_value{counter=\"doors\"} 1",
+        "tally_named_value{counter=\"parts.A\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
     s.stop().await;
 }

@@ -148,7 +148,8 @@ impl Upstream {
             s.last_check = Some(now);
         }
         if let Some(answer) = answer {
-            if let Some(value) = answer.get("value") {
+            // The default counter's value; a named counter's answer carries its name.
+            if let (Some(value), None) = (answer.get("value"), answer.get("name")) {
                 s.last_value = Some(value.clone());
             }
             if let Some(id) = answer.get("node").and_then(|n| n.as_str()) {

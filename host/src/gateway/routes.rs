@@ -5,7 +5,7 @@ use super::proxy::{Answer, GatewayHandle};
 use crate::http::{parse_by, ApiError, MAX_BODY};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
@@ -18,8 +18,9 @@ use std::time::Instant;
 pub const NODE_HEADER: &str = "x-tally-node";
 
 /// Routes, as the `route` label of the request metrics shows them.
-const ROUTES: [&str; 10] = [
+const ROUTES: [&str; 11] = [
     "/counter",
+    "/counters",
     "/increment",
     "/decrement",
     "/nodes",
@@ -32,6 +33,10 @@ const ROUTES: [&str; 10] = [
 ];
 
 fn route_label(path: &str) -> &'static str {
+    // One label for every named counter: names never become label values here.
+    if path.starts_with("/counters/") {
+        return "/counters/{name}";
+    }
     ROUTES
         .iter()
         .find(|r| **r == path)
@@ -45,6 +50,10 @@ pub fn router(gateway: GatewayHandle) -> Router {
         .route("/counter", get(counter))
         .route("/increment", post(increment))
         .route("/decrement", post(decrement))
+        .route("/counters", get(counters))
+        .route("/counters/{name}", get(named))
+        .route("/counters/{name}/increment", post(named_increment))
+        .route("/counters/{name}/decrement", post(named_decrement))
         .route("/nodes", get(nodes))
         .route("/cluster", get(cluster))
         .route("/health", get(health))
@@ -121,6 +130,70 @@ async fn decrement(
     let auth = headers.get(AUTHORIZATION);
     match amount(body) {
         Ok(by) => forward(gateway.write("/decrement", "/decrement", by, auth).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /counters`: a node's `{"default", "counters"}`, retried on the other nodes.
+async fn counters(State(gateway): State<GatewayHandle>, headers: HeaderMap) -> Response {
+    let auth = headers.get(AUTHORIZATION);
+    forward(gateway.read("/counters", "/counters", auth).await)
+}
+
+/// A checked counter name (so that a forwarded path is always one route of the node).
+fn counter_name(name: &str) -> Result<&str, ApiError> {
+    tally_core::named::CounterName::new(name)
+        .map(|_| name)
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_code("bad_name"))
+}
+
+/// `GET /counters/{name}`, retried on the other nodes.
+async fn named(
+    State(gateway): State<GatewayHandle>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let auth = headers.get(AUTHORIZATION);
+    match counter_name(&name) {
+        Ok(n) => forward(gateway.read("/counters/{name}", &format!("/counters/{n}"), auth).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /counters/{name}/increment` with the node's `{"by": N}` rules.
+async fn named_increment(
+    State(gateway): State<GatewayHandle>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    named_write(gateway, &name, "increment", headers, body).await
+}
+
+/// `POST /counters/{name}/decrement` with the node's `{"by": N}` rules.
+async fn named_decrement(
+    State(gateway): State<GatewayHandle>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    named_write(gateway, &name, "decrement", headers, body).await
+}
+
+async fn named_write(
+    gateway: GatewayHandle,
+    name: &str,
+    op: &str,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let auth = headers.get(AUTHORIZATION);
+    let checked = counter_name(name).and_then(|n| Ok((n, amount(body)?)));
+    match checked {
+        Ok((n, by)) => {
+            let path = format!("/counters/{n}/{op}");
+            forward(gateway.write("/counters/{name}", &path, by, auth).await)
+        }
         Err(e) => e.into_response(),
     }
 }

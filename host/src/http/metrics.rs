@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tally_core::{MessageType, PeerState, WireError};
 
+/// Named counters exported with their own `counter` label (the first by name); the value of
+/// the rest is summed under the label `(other)`, which no counter name can be.
+pub const LABELLED_COUNTERS: usize = 100;
+
 /// `GET /metrics`.
 pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
     let node = &app.node;
@@ -26,8 +30,18 @@ pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
     let (inc, dec) = node.local();
     let value = node.value();
     let peers = node.peers();
+    let named = node.counters();
     app.telemetry.record(|| {
         gauge!("tally_counter_value").set(value as f64);
+        gauge!("tally_named_counters").set(named.len() as f64);
+        for (name, v) in named.iter().take(LABELLED_COUNTERS) {
+            gauge!("tally_named_value", "counter" => name.clone()).set(*v as f64);
+        }
+        if named.len() > LABELLED_COUNTERS {
+            let rest: i128 = named.iter().skip(LABELLED_COUNTERS).map(|(_, v)| v).sum();
+            gauge!("tally_named_value", "counter" => "(other)").set(rest as f64);
+        }
+        counter!("tally_named_refused_total").absolute(stats.named_refused);
         counter!("tally_local_increments_total").absolute(inc);
         counter!("tally_local_decrements_total").absolute(dec);
         for t in MessageType::ALL {
