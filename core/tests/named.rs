@@ -48,7 +48,9 @@ fn replicas(ops: &[(usize, usize, bool, u32)]) -> (Vec<M>, BTreeMap<&'static str
     let mut expected = BTreeMap::new();
     for &(r, n, inc, by) in ops {
         let (i, d) = if inc { (by, 0) } else { (0, by) };
-        ms[r].apply(NAMES[n], IDS[r], u64::from(i), u64::from(d)).unwrap();
+        ms[r]
+            .apply(NAMES[n], IDS[r], u64::from(i), u64::from(d))
+            .unwrap();
         if by > 0 {
             // A write of nothing creates no counter.
             *expected.entry(NAMES[n]).or_insert(0) += i128::from(i) - i128::from(d);

@@ -34,6 +34,8 @@ fn mcu_profile_fits_its_budget() {
     // The engine holds the counter; its whole footprint, peers and queue included, is the budget.
     assert!(engine <= BUDGET, "engine is {engine} B");
     assert!(counter < engine);
+    // A named counter's cell, as docs/EXTENSIONS.md §6.6 states it.
+    assert_eq!(core::mem::size_of::<tally_core::named::Cell>(), 40);
 }
 
 /// The figures asserted above are the ones README prints.

@@ -96,7 +96,9 @@ fn wal_rotates_by_size_and_compacts_on_snapshot() {
         "older segments deleted"
     );
     let buf = std::fs::read(dir.join(segment_name(after[0]))).unwrap();
-    assert!(matches!(decode(&buf[HEADER_LEN..]), Ok((RecordRef::Snapshot(e, _), _)) if e.len() == 2));
+    assert!(
+        matches!(decode(&buf[HEADER_LEN..]), Ok((RecordRef::Snapshot(e, _), _)) if e.len() == 2)
+    );
     wal.wait(wal.append_local("node-a", 201, 1).unwrap())
         .unwrap();
     let stats = wal.stats();

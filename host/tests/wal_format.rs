@@ -10,7 +10,7 @@
 
 use proptest::prelude::*;
 use tally::wal::format::{
-    decode, decode_in, decode_header, encode, encode_header, framed_len, DecodeError, HeaderError,
+    decode, decode_header, decode_in, encode, encode_header, framed_len, DecodeError, HeaderError,
     RecordError, RecordRef, HEADER_LEN, MAX_ENTRIES, MAX_PAYLOAD, TYPE_SNAPSHOT,
 };
 use tally::wal::Record;
@@ -79,7 +79,11 @@ fn wal_format_header() {
     );
     let mut v2 = h;
     v2[8] = 2;
-    assert_eq!(decode_header(&v2), Ok(0x1a), "version 2 segments stay readable");
+    assert_eq!(
+        decode_header(&v2),
+        Ok(0x1a),
+        "version 2 segments stay readable"
+    );
     let mut v4 = h;
     v4[8] = 4;
     assert_eq!(decode_header(&v4), Err(HeaderError::UnsupportedVersion(4)));
@@ -297,5 +301,8 @@ fn wal_format_version_2_directories_stay_readable_and_take_named_records() {
         dec: 1,
         ..Default::default()
     };
-    assert_eq!(again.named, vec![("doors".to_string(), "amy".to_string(), t)]);
+    assert_eq!(
+        again.named,
+        vec![("doors".to_string(), "amy".to_string(), t)]
+    );
 }

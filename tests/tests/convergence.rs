@@ -149,7 +149,6 @@ fn a_node_that_lost_its_state_relearns_it() {
     assert_eq!(net.engine(3).unwrap().counter().local_entry().inc, 10);
 }
 
-
 /// Named counters on the lossy network: 10 engines write 20 counters concurrently; every
 /// engine ends with every counter exact.
 #[test]

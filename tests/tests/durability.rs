@@ -165,10 +165,17 @@ async fn a_restart_keeps_named_counters_and_removals() {
     assert!(s.node.remove_counter("gone").unwrap());
     s.node.increment(2).unwrap();
     let before = s.node.counters();
-    assert_eq!(before, vec![("doors".to_string(), 7), ("parts.A".to_string(), 4)]);
+    assert_eq!(
+        before,
+        vec![("doors".to_string(), 7), ("parts.A".to_string(), 4)]
+    );
     s.stop().await;
     let s = start(Some(dir.clone()), vec![]).await.unwrap();
-    assert_eq!(s.node.counters(), before, "named counters after the restart");
+    assert_eq!(
+        s.node.counters(),
+        before,
+        "named counters after the restart"
+    );
     assert_eq!(s.node.value(), 2);
     // The removed counter stays removed; counting it again starts from zero.
     assert_eq!(s.node.counter_value("gone"), None);

@@ -507,18 +507,25 @@ async fn named_counters_go_through_the_gateway() {
     let services = nodes(3).await;
     let gw = Gateway::start(static_nodes(&services)).await;
     for _ in 0..6 {
-        let (status, body, _) = post(&gw.url("/counters/doors/increment"), Some(r#"{"by": 2}"#)).await;
+        let (status, body, _) =
+            post(&gw.url("/counters/doors/increment"), Some(r#"{"by": 2}"#)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["name"], "doors", "{body}");
     }
     let (status, body, _) = post(&gw.url("/counters/bad%20name/increment"), None).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("bad_name")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_name")),
+        "{body}"
+    );
     // Writes were spread over the nodes; every node agrees on the sum.
     let deadline = Instant::now() + PATIENT;
     loop {
         let (status, body, _) = get(&gw.url("/counters")).await;
         assert_eq!(status, 200, "{body}");
-        let all = services.iter().all(|s| s.node.counter_value("doors") == Some(12));
+        let all = services
+            .iter()
+            .all(|s| s.node.counter_value("doors") == Some(12));
         if all && body["counters"]["doors"] == 12 && body["default"] == 0 {
             break;
         }
@@ -528,7 +535,11 @@ async fn named_counters_go_through_the_gateway() {
     let (status, body, _) = get(&gw.url("/counters/doors")).await;
     assert_eq!((status, body["value"].as_i64()), (200, Some(12)), "{body}");
     let (status, body, _) = get(&gw.url("/counters/never")).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
     gw.stop().await;
     for s in services {
         s.stop().await;

@@ -170,37 +170,73 @@ async fn named_counters_have_their_own_routes() {
     assert_eq!((st, v), (200, json!({"default": 0, "counters": {}})));
     let (st, v) = call(&c, Method::GET, u("/counters/doors"), None).await;
     assert_eq!((st, v["code"].clone()), (404, json!("not_found")));
-    let (st, v) = call(&c, Method::POST, u("/counters/doors/increment"), Some(r#"{"by": 5}"#)).await;
-    assert_eq!((st, v), (200, json!({"name": "doors", "value": 5, "node": id})));
+    let (st, v) = call(
+        &c,
+        Method::POST,
+        u("/counters/doors/increment"),
+        Some(r#"{"by": 5}"#),
+    )
+    .await;
+    assert_eq!(
+        (st, v),
+        (200, json!({"name": "doors", "value": 5, "node": id}))
+    );
     let (st, v) = call(&c, Method::POST, u("/counters/doors/decrement"), None).await;
     assert_eq!((st, v["value"].clone()), (200, json!(4)));
-    let (st, _) = call(&c, Method::POST, u("/counters/parts.A/increment"), Some(r#"{"by": 2}"#)).await;
+    let (st, _) = call(
+        &c,
+        Method::POST,
+        u("/counters/parts.A/increment"),
+        Some(r#"{"by": 2}"#),
+    )
+    .await;
     assert_eq!(st, 200);
     // The default counter is its own.
     let (_, v) = call(&c, Method::POST, u("/increment"), None).await;
     assert_eq!(v["value"], json!(1));
     let (st, v) = call(&c, Method::GET, u("/counters/doors"), None).await;
-    assert_eq!((st, v), (200, json!({"name": "doors", "value": 4, "node": id})));
+    assert_eq!(
+        (st, v),
+        (200, json!({"name": "doors", "value": 4, "node": id}))
+    );
     let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
-    assert_eq!(v, json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}}));
+    assert_eq!(
+        v,
+        json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}})
+    );
     assert_eq!(s.node.value(), 1);
 
     // Bad names and bodies: 400 with a code, nothing changes.
-    for path in ["/counters/no%20space/increment", "/counters/%C3%BC/increment"] {
+    for path in [
+        "/counters/no%20space/increment",
+        "/counters/%C3%BC/increment",
+    ] {
         let (st, v) = call(&c, Method::POST, u(path), None).await;
         assert_eq!((st, v["code"].clone()), (400, json!("bad_name")), "{path}");
     }
     let long = format!("/counters/{}/increment", "x".repeat(65));
     let (st, v) = call(&c, Method::POST, u(&long), None).await;
     assert_eq!((st, v["code"].clone()), (400, json!("bad_name")));
-    let (st, _) = call(&c, Method::POST, u("/counters/doors/increment"), Some(r#"{"by": -1}"#)).await;
+    let (st, _) = call(
+        &c,
+        Method::POST,
+        u("/counters/doors/increment"),
+        Some(r#"{"by": -1}"#),
+    )
+    .await;
     assert_eq!(st, 400);
     let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
-    assert_eq!(v, json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}}));
+    assert_eq!(
+        v,
+        json!({"default": 1, "counters": {"doors": 4, "parts.A": 2}})
+    );
 
     // Removal: gone from reads, 404 the second time; counting again starts from zero.
     let (st, v) = call(&c, Method::DELETE, u("/counters/doors"), None).await;
-    assert_eq!((st, v), (200, json!({"name": "doors", "removed": true, "node": id})));
+    assert_eq!(
+        (st, v),
+        (200, json!({"name": "doors", "removed": true, "node": id}))
+    );
     let (st, _) = call(&c, Method::DELETE, u("/counters/doors"), None).await;
     assert_eq!(st, 404);
     let (st, _) = call(&c, Method::GET, u("/counters/doors"), None).await;
@@ -208,14 +244,27 @@ async fn named_counters_have_their_own_routes() {
     let (_, v) = call(&c, Method::POST, u("/counters/doors/increment"), None).await;
     assert_eq!(v["value"], json!(1));
     let (_, v) = call(&c, Method::GET, u("/counters"), None).await;
-    assert_eq!(v, json!({"default": 1, "counters": {"doors": 1, "parts.A": 2}}));
-    let metrics = c.get(u("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"default": 1, "counters": {"doors": 1, "parts.A": 2}})
+    );
+    let metrics = c
+        .get(u("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "tally_named_counters 2",
         "tally_named_value{counter=\"doors\"} 1",
         "tally_named_value{counter=\"parts.A\"} 2",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
     }
     s.stop().await;
 }

@@ -67,7 +67,10 @@ fn three_nodes_and_a_stand_in_converge_on_twenty_named_counters() {
                         let by = (k as u64 + 1) * 10 + i as u64 + round;
                         node.counter(&name(k)).unwrap().increment(by).unwrap();
                     }
-                    node.counter(&name(round as usize)).unwrap().decrement(1).unwrap();
+                    node.counter(&name(round as usize))
+                        .unwrap()
+                        .decrement(1)
+                        .unwrap();
                     node.increment(1).unwrap();
                 }
             })
@@ -95,8 +98,7 @@ fn three_nodes_and_a_stand_in_converge_on_twenty_named_counters() {
     let default = 3 * 3 + 7;
     let agreed = || {
         nodes.iter().all(|n| {
-            n.counters().into_iter().collect::<BTreeMap<_, _>>() == expected
-                && n.value() == default
+            n.counters().into_iter().collect::<BTreeMap<_, _>>() == expected && n.value() == default
         }) && r.value() == default
     };
     let done = wait_until(Duration::from_secs(30), agreed);

@@ -24,12 +24,14 @@ impl NamedCounter<'_> {
     /// Adds `by` to this node's increments of the counter; returns its value once the write is
     /// committed (durable first, with a journal). A write of 0 creates nothing.
     pub fn increment(&self, by: u64) -> Result<i128, NodeError> {
-        self.node.write_named(self.name.as_str(), LocalOp::Increment(by))
+        self.node
+            .write_named(self.name.as_str(), LocalOp::Increment(by))
     }
 
     /// Adds `by` to this node's decrements of the counter; see [`NamedCounter::increment`].
     pub fn decrement(&self, by: u64) -> Result<i128, NodeError> {
-        self.node.write_named(self.name.as_str(), LocalOp::Decrement(by))
+        self.node
+            .write_named(self.name.as_str(), LocalOp::Decrement(by))
     }
 
     /// Its value as this node knows it; `None` while it does not exist (or was removed).

@@ -12,10 +12,10 @@
 //!   a firewall that drops UDP still gets everything.
 
 use super::Engine;
-use crate::named::MapStores;
 use crate::counter::Entry;
 use crate::ext::Caps;
 use crate::message::MessageType;
+use crate::named::MapStores;
 use crate::peers::Peer;
 use crate::slots::Slots;
 use crate::time::{Duration, Instant, Stamp};

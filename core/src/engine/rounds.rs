@@ -6,10 +6,10 @@
 //! something of ours, a new or returning peer, and a failed send.
 
 use super::{Engine, Planned, QUEUE_CAPACITY};
-use crate::named::MapStores;
 use crate::counter::Entry;
 use crate::ext::{Caps, Hello};
 use crate::id::NodeId;
+use crate::named::MapStores;
 use crate::peers::{Peer, PeerState};
 use crate::slots::Slots;
 use crate::time::{Duration, Instant, Stamp};

@@ -4,7 +4,7 @@
 //!
 //! - [`CounterName`]: 1–64 bytes of `[A-Za-z0-9._-]`, safe in URLs, file names and metric labels.
 //! - [`CounterMap`]: the map. Ids are held once, in a table shared by every counter, so a board
-//!   pays 65 bytes per id plus 40 per (counter, id) cell, not a 32-entry counter per name.
+//!   pays 65 bytes per id (ids of up to 64 bytes) plus 40 per (counter, id) cell, not a 32-entry counter per name.
 
 mod map;
 mod name;
@@ -13,9 +13,9 @@ pub mod wire;
 
 pub use map::{merge_sorted_cells, Cell, CounterMap, MapError, MergeReport, Totals};
 pub use name::{CounterName, NameError, MAX_NAME};
-pub use stores::{host, FixedStores, MapStores, NamedWrite, Unnamed};
 #[cfg(feature = "alloc")]
 pub use stores::GrowableStores;
+pub use stores::{host, FixedStores, MapStores, NamedWrite, Unnamed};
 
 /// A map on fixed stores: `K` counters, `I` ids, `C` cells, ids of at most `L` bytes. No heap.
 pub type FixedCounterMap<const K: usize, const I: usize, const C: usize, const L: usize> =

@@ -320,7 +320,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
     /// default counter. Refused with `PrepareError::Named` (changing nothing) for a bad name,
     /// or when the counter could not be held once committed (`too_many_counters`).
     pub fn prepare_named(&mut self, name: &str, op: LocalOp) -> Result<Prepared, PrepareError> {
-        let counter = CounterName::new(name).map_err(|e| PrepareError::Named(MapError::BadName(e)))?;
+        let counter =
+            CounterName::new(name).map_err(|e| PrepareError::Named(MapError::BadName(e)))?;
         let pending = self.pending_named(name);
         let base = match pending {
             Some(i) => self
@@ -330,13 +331,22 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
                 .map(|w| (w.inc, w.dec))
                 .unwrap_or_default(),
             None => {
-                let t = self.engine.named().totals(name, self.identity.entry_id().as_str());
+                let t = self
+                    .engine
+                    .named()
+                    .totals(name, self.identity.entry_id().as_str());
                 (t.inc, t.dec)
             }
         };
         let (inc, dec) = match op {
-            LocalOp::Increment(by) => (base.0.checked_add(by).ok_or(PrepareError::Overflow)?, base.1),
-            LocalOp::Decrement(by) => (base.0, base.1.checked_add(by).ok_or(PrepareError::Overflow)?),
+            LocalOp::Increment(by) => (
+                base.0.checked_add(by).ok_or(PrepareError::Overflow)?,
+                base.1,
+            ),
+            LocalOp::Decrement(by) => (
+                base.0,
+                base.1.checked_add(by).ok_or(PrepareError::Overflow)?,
+            ),
         };
         let slot = match pending {
             Some(i) => i,
@@ -597,9 +607,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
         let own = self.identity.entry_id().as_str();
         let map = self.engine.named();
         let writes = self.named_writes.as_slice();
-        let missing = move |w: &&NamedWrite| {
-            map.totals(w.name.as_str(), own) == Totals::default()
-        };
+        let missing = move |w: &&NamedWrite| map.totals(w.name.as_str(), own) == Totals::default();
         // Few writes are in flight: pick them in name order without sorting in place.
         let mut last: Option<&str> = None;
         core::iter::from_fn(move || {
@@ -708,7 +716,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
         };
         if let Ok(h) = r {
             if h.refused > 0 {
-                self.events.push(Event::CapacityExceeded(Capacity::Counters));
+                self.events
+                    .push(Event::CapacityExceeded(Capacity::Counters));
             }
         }
         match r {

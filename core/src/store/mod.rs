@@ -315,7 +315,11 @@ pub fn encode_named_local(
 /// Appends a Snapshot record of `entries` (ids strictly ascending, as a counter holds them)
 /// and named `cells` (sorted by name then id, as a map holds them) to `sink`; each is walked
 /// twice, once to count.
-pub fn encode_snapshot<'e, I, C>(sink: &mut impl Sink, entries: I, cells: C) -> Result<(), EncodeError>
+pub fn encode_snapshot<'e, I, C>(
+    sink: &mut impl Sink,
+    entries: I,
+    cells: C,
+) -> Result<(), EncodeError>
 where
     I: Iterator<Item = (&'e str, u64, u64)> + Clone,
     C: Iterator<Item = (&'e str, &'e str, Totals)> + Clone,

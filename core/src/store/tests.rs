@@ -39,7 +39,11 @@ fn snapshot_round_trips_and_is_sorted() {
         floor_inc,
         floor_dec: 0,
     };
-    let cells = [("doors", "a#1", t(4, 1, 2)), ("doors", "b#2", t(1, 0, 0)), ("parts", "a#1", t(9, 9, 9))];
+    let cells = [
+        ("doors", "a#1", t(4, 1, 2)),
+        ("doors", "b#2", t(1, 0, 0)),
+        ("parts", "a#1", t(9, 9, 9)),
+    ];
     encode_snapshot(&mut sink, entries.iter().copied(), cells.iter().copied()).unwrap();
     let n = sink.len();
     assert_eq!(n, snapshot_len(3, 3, 3, 5));
@@ -70,7 +74,10 @@ fn a_version_2_snapshot_reads_back_without_named_cells() {
     let n = sink.len();
     assert_eq!(n, named_local_len(5, 3));
     let body = buf.get(..n).unwrap();
-    assert_eq!(decode(2, body), Err(DecodeError::UnknownType(TYPE_NAMED_LOCAL)));
+    assert_eq!(
+        decode(2, body),
+        Err(DecodeError::UnknownType(TYPE_NAMED_LOCAL))
+    );
     assert_eq!(
         decode(3, body),
         Ok(Record::NamedLocal {
@@ -98,7 +105,8 @@ fn bad_named_cells_are_refused() {
     let snapshot = |cells: &[&[u8]]| {
         let mut v: heapless::Vec<u8, 512> = heapless::Vec::new();
         v.extend_from_slice(&[TYPE_SNAPSHOT, 0, 0, 0, 0]).unwrap();
-        v.extend_from_slice(&(cells.len() as u32).to_le_bytes()).unwrap();
+        v.extend_from_slice(&(cells.len() as u32).to_le_bytes())
+            .unwrap();
         for c in cells {
             v.extend_from_slice(c).unwrap();
         }
@@ -106,10 +114,22 @@ fn bad_named_cells_are_refused() {
     };
     let good = cell(b"doors", b"a", 2, 1);
     assert!(decode(3, &snapshot(&[&good])).is_ok());
-    assert_eq!(decode(3, &snapshot(&[&cell(b"no space", b"a", 2, 1)])), Err(DecodeError::BadName));
-    assert_eq!(decode(3, &snapshot(&[&cell(b"", b"ab", 2, 1)])), Err(DecodeError::BadName));
-    assert_eq!(decode(3, &snapshot(&[&cell(b"doors", b"a", 1, 2)])), Err(DecodeError::BadFloor));
-    assert_eq!(decode(3, &snapshot(&[&good, &good])), Err(DecodeError::Unordered));
+    assert_eq!(
+        decode(3, &snapshot(&[&cell(b"no space", b"a", 2, 1)])),
+        Err(DecodeError::BadName)
+    );
+    assert_eq!(
+        decode(3, &snapshot(&[&cell(b"", b"ab", 2, 1)])),
+        Err(DecodeError::BadName)
+    );
+    assert_eq!(
+        decode(3, &snapshot(&[&cell(b"doors", b"a", 1, 2)])),
+        Err(DecodeError::BadFloor)
+    );
+    assert_eq!(
+        decode(3, &snapshot(&[&good, &good])),
+        Err(DecodeError::Unordered)
+    );
     let mut huge = snapshot(&[]);
     huge.truncate(5);
     huge.extend_from_slice(&u32::MAX.to_le_bytes()).unwrap();

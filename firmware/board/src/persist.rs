@@ -58,7 +58,7 @@ pub const SNAPSHOTS: SnapshotPolicy = SnapshotPolicy {
     merges_only: true,
 };
 /// Largest item: a version byte and a snapshot of 32 entries of 64-byte ids.
-pub const MAX_ITEM: usize = 1 + snapshot_len(32, 64);
+pub const MAX_ITEM: usize = 1 + snapshot_len(32, 64, 0, 0);
 /// Work buffer of the map: the largest item plus its key, rounded up to flash words.
 pub const WORK: usize = MAX_ITEM + 64;
 /// Pause after a failed write before the next try.
@@ -79,6 +79,8 @@ pub enum PersistError {
     BadName,
     /// The replica could not be built (its stores cannot hold the own entry).
     Refused,
+    /// The replica handed out a record this board does not keep (a named counter's).
+    Unsupported,
 }
 
 impl core::fmt::Display for PersistError {
@@ -89,6 +91,7 @@ impl core::fmt::Display for PersistError {
             PersistError::TooLarge => "record larger than the work buffer",
             PersistError::BadName => "node name cannot make an entry id",
             PersistError::Refused => "replica cannot be built",
+            PersistError::Unsupported => "a record this board does not keep (named counters)",
         })
     }
 }
@@ -173,7 +176,7 @@ impl<F: NorFlash> Store<F> {
         now: Instant,
         rng: &mut impl rand_core::RngCore,
     ) -> Result<(FixedReplica<N, P, L>, Opened), PersistError> {
-        if 1 + snapshot_len(N, L) > WORK {
+        if 1 + snapshot_len(N, L, 0, 0) > WORK {
             return Err(PersistError::TooLarge);
         }
         let config = ReplicaConfig::durable(engine, snapshots);
@@ -286,6 +289,12 @@ impl<F: NorFlash> Store<F> {
                 PersistKind::Identity => KEY_IDENTITY,
                 PersistKind::Local => KEY_LOCAL,
                 PersistKind::Snapshot => KEY_STATE,
+                // Boards hold no named counters yet: their replicas are `Unnamed`, which never
+                // prepare a named write.
+                PersistKind::NamedLocal => {
+                    source.failed(p.seq, p.kind);
+                    return Err(PersistError::Unsupported);
+                }
             };
             let value: &[u8] = self.item.get(..len).ok_or(PersistError::TooLarge)?;
             if self
@@ -393,9 +402,9 @@ fn restore<const N: usize, const P: usize, const L: usize>(
     let mut refused = false;
     for record in records.iter().flatten() {
         let entries = match record {
-            Record::Snapshot(entries) => Found::Many(entries.clone()),
+            Record::Snapshot(entries, _) => Found::Many(entries.clone()),
             Record::Local { id, inc, dec } => Found::One(Some((*id, *inc, *dec))),
-            Record::Identity(_) => continue,
+            Record::Identity(_) | Record::NamedLocal { .. } => continue,
         };
         let n = entries.clone().count();
         match replica.restore(entries) {

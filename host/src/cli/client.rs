@@ -59,7 +59,11 @@ pub async fn get(args: GetArgs) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let path = if prefix.is_empty() { "/counter".to_string() } else { prefix };
+    let path = if prefix.is_empty() {
+        "/counter".to_string()
+    } else {
+        prefix
+    };
     let url = format!("{}{path}", base(&args.target.node));
     let answer = match client() {
         Ok(c) => c.get(&url).send().await,

@@ -155,7 +155,11 @@ async fn named(
 ) -> Response {
     let auth = headers.get(AUTHORIZATION);
     match counter_name(&name) {
-        Ok(n) => forward(gateway.read("/counters/{name}", &format!("/counters/{n}"), auth).await),
+        Ok(n) => forward(
+            gateway
+                .read("/counters/{name}", &format!("/counters/{n}"), auth)
+                .await,
+        ),
         Err(e) => e.into_response(),
     }
 }

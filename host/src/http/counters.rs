@@ -48,13 +48,13 @@ pub struct RemovedAnswer {
 }
 
 fn checked(name: &str) -> Result<CounterName, ApiError> {
-    CounterName::new(name).map_err(|e| {
-        ApiError::bad_request(e.to_string()).with_code(MapError::BadName(e).name())
-    })
+    CounterName::new(name)
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_code(MapError::BadName(e).name()))
 }
 
 fn unknown(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no counter named {name:?}")).with_code("not_found")
+    ApiError::new(StatusCode::NOT_FOUND, format!("no counter named {name:?}"))
+        .with_code("not_found")
 }
 
 /// `GET /counters` → `{"default": V, "counters": {name: value, …}}`.

@@ -18,8 +18,8 @@
 //! serves all three HTTP services: this API, the gateway and discovery).
 
 mod amount;
-mod counters;
 mod api;
+mod counters;
 mod error;
 mod guard;
 mod metrics;
@@ -54,7 +54,10 @@ pub fn router(app: Arc<NodeApi>) -> Router {
         .route("/increment", post(api::increment))
         .route("/decrement", post(api::decrement))
         .route("/counters", get(counters::list))
-        .route("/counters/{name}", get(counters::get).delete(counters::remove))
+        .route(
+            "/counters/{name}",
+            get(counters::get).delete(counters::remove),
+        )
         .route("/counters/{name}/increment", post(counters::increment))
         .route("/counters/{name}/decrement", post(counters::decrement))
         .route("/local-counter", get(api::local_counter))

@@ -73,6 +73,9 @@ impl WalConfig {
     }
 }
 
+/// A named cell recovered from the log: counter name, entry id, totals.
+pub type OwnedCell = (String, String, tally_core::named::Totals);
+
 /// What [`Wal::open`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -81,7 +84,7 @@ pub struct Recovered {
     pub entries: Vec<(String, u64, u64)>,
     /// The named counters' cells `(name, id, totals)`, sorted by name then id: per cell, the
     /// maximum of the snapshot's and every `NamedLocal` record's after it.
-    pub named: Vec<(String, String, tally_core::named::Totals)>,
+    pub named: Vec<OwnedCell>,
     /// Valid records replayed (the snapshot counts as one).
     pub records: u64,
     /// Bytes cut off at the first torn or corrupt record (0 after a clean shutdown).

@@ -136,7 +136,9 @@ mod writer;
 
 pub use error::WalError;
 pub use format::Record;
-pub use handle::{Recovered, Ticket, Wal, WalConfig, WalObserver, DEFAULT_SEGMENT_BYTES};
+pub use handle::{
+    OwnedCell, Recovered, Ticket, Wal, WalConfig, WalObserver, DEFAULT_SEGMENT_BYTES,
+};
 pub use policy::{FsyncPolicy, ParsePolicyError};
 pub use sim_storage::SimStorage;
 pub use stats::{WalStats, FSYNC_BUCKET_BOUNDS_MICROS};

@@ -8,11 +8,11 @@ use super::format::{
 };
 use super::segment::{list_segments, segment_name, ActiveSegment, MAX_SEQUENCE};
 use super::storage::Storage;
-use super::Recovered;
+use super::{OwnedCell, Recovered};
 use std::collections::HashMap;
-use tally_core::named::Totals;
 use std::path::Path;
 use std::time::Instant;
+use tally_core::named::Totals;
 
 /// What recovery hands to the writer.
 #[derive(Debug)]
@@ -34,14 +34,14 @@ struct Tear {
 
 /// The merged state: per id, the maximum of every total seen; per named cell, likewise.
 #[derive(Default)]
-struct Merged(HashMap<String, (u64, u64)>, HashMap<(String, String), Totals>);
+struct Merged(
+    HashMap<String, (u64, u64)>,
+    HashMap<(String, String), Totals>,
+);
 
 impl Merged {
     fn apply_cell(&mut self, name: &str, id: &str, t: Totals) {
-        let cell = self
-            .1
-            .entry((name.to_owned(), id.to_owned()))
-            .or_default();
+        let cell = self.1.entry((name.to_owned(), id.to_owned())).or_default();
         cell.inc = cell.inc.max(t.inc);
         cell.dec = cell.dec.max(t.dec);
         cell.floor_inc = cell.floor_inc.max(t.floor_inc);
@@ -57,11 +57,13 @@ impl Merged {
         }
     }
 
-    fn into_sorted(self) -> (Vec<(String, u64, u64)>, Vec<(String, String, Totals)>) {
+    fn into_sorted(self) -> (Vec<(String, u64, u64)>, Vec<OwnedCell>) {
         let mut v: Vec<_> = self.0.into_iter().map(|(id, (i, d))| (id, i, d)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut cells: Vec<_> = self.1.into_iter().map(|((n, id), t)| (n, id, t)).collect();
-        cells.sort_unstable_by(|a, b| (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes())));
+        cells.sort_unstable_by(|a, b| {
+            (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()))
+        });
         (v, cells)
     }
 }
