@@ -36,6 +36,9 @@ pub struct SimOptions {
     pub max_frame: usize,
     /// Give up after this many rounds.
     pub max_rounds: u64,
+    /// Spread the writes over this many named counters (`c0` … `c{K-1}`, one per operation in
+    /// turn); 0: the default counter.
+    pub counters: usize,
 }
 
 impl Default for SimOptions {
@@ -53,6 +56,7 @@ impl Default for SimOptions {
             delta: true,
             max_frame: 16 * 1024 - 256,
             max_rounds: 1000,
+            counters: 0,
         }
     }
 }
@@ -97,6 +101,10 @@ pub struct SimReport {
     pub digest_pull: TypeTotals,
     /// Split by type.
     pub digest_ack: TypeTotals,
+    /// Split by type (named counters' Pushes).
+    pub named_push: TypeTotals,
+    /// Named counters written (0: the default counter).
+    pub counters: usize,
     /// Largest per-node memory (engine plus its heap), bytes.
     pub peak_node_memory_bytes: usize,
     /// Largest frame any node sent, bytes (flag byte included, TCP header not).
@@ -172,7 +180,11 @@ pub fn run(opts: &SimOptions, mut progress: impl FnMut(u64, f64)) -> SimReport {
         // One operation per writer per round until the budget is spent.
         for &w in &writers {
             if done_ops < total_ops {
-                net.increment(w, 1);
+                if opts.counters == 0 {
+                    net.increment(w, 1);
+                } else {
+                    net.increment_named(w, &format!("c{}", done_ops % opts.counters), 1);
+                }
                 done_ops += 1;
             }
         }
@@ -218,6 +230,8 @@ pub fn run(opts: &SimOptions, mut progress: impl FnMut(u64, f64)) -> SimReport {
         push: by_type(MessageType::Push),
         digest_pull: by_type(MessageType::DigestPull),
         digest_ack: by_type(MessageType::DigestAck),
+        named_push: by_type(MessageType::NamedPush),
+        counters: opts.counters,
         peak_node_memory_bytes: peak_memory,
         largest_frame: stats.largest_frame,
         delivered: stats.delivered,

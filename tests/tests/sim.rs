@@ -161,3 +161,23 @@ fn delta_sync_sends_fewer_bytes_than_full_state() {
     );
     assert_eq!(full.delta_push_bytes, 0);
 }
+
+/// Named counters in the simulator (the CI-sized run of README's 1,000 × 100): 200 nodes,
+/// every one writing, the writes spread over 50 counters; agreement on every counter within
+/// log₂N + 2 rounds of the last write, and named Pushes counted apart from default ones.
+#[test]
+fn named_counters_agree_within_log_n_plus_two_rounds() {
+    let nodes = 200;
+    let o = SimOptions {
+        writers: nodes,
+        counters: 50,
+        ..opts(nodes, 3)
+    };
+    let r = run(&o, |_, _| {});
+    assert!(r.converged, "{r:?}");
+    // One write per writer, all in the first round.
+    let bound = (nodes as f64).log2().ceil() as u64 + 2 + 1;
+    assert!(r.rounds <= bound, "{} rounds, bound {bound}", r.rounds);
+    assert!(r.named_push.messages > 0 && r.push.messages == 0, "{r:?}");
+    assert_eq!(r.expected_value, 0, "the default counter was not written");
+}

@@ -535,12 +535,20 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         from: NodeId<L>,
         push: &NamedPush<'_>,
     ) -> Result<Handled, WireError> {
-        self.note_sender(from, now);
+        let slot = self.note_sender(from, now);
         let (changed, refused) = self.merge_named_push(push)?;
         self.stats.merges += 1;
         if changed {
             self.stats.merges_changed += 1;
             self.changed();
+        }
+        // As for a default Push: one that lacked some of ours is answered with what the
+        // sender lacks (at most once per sync interval).
+        if self.named_push_behind(push) {
+            self.reset_pending = true;
+            if self.may_push_back(slot, now) {
+                self.push_what_it_lacks(from, slot, now);
+            }
         }
         let kind = MessageType::NamedPush;
         if let Some(n) = self.stats.frames_in.get_mut(kind.index()) {

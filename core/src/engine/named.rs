@@ -142,6 +142,30 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         Ok((report.changed, report.refused))
     }
 
+    /// Whether we hold a named cell that `push` lacks or carries lower (after merging it).
+    pub(super) fn named_push_behind(&self, push: &NamedPush<'_>) -> bool {
+        let mut theirs = push.cells.clone().peekable();
+        for (name, id, ours) in self.named.cells() {
+            let key = (name.as_bytes(), id.as_bytes());
+            // Skip their cells that sort before ours.
+            while theirs
+                .peek()
+                .is_some_and(|(n, i, _)| (n.as_bytes(), i.as_bytes()) < key)
+            {
+                theirs.next();
+            }
+            match theirs.peek() {
+                Some((n, i, t)) if (n.as_bytes(), i.as_bytes()) == key => {
+                    if t != &ours {
+                        return true;
+                    }
+                }
+                _ => return true,
+            }
+        }
+        false
+    }
+
     /// Queues the named part of a Push to `to` after its default part, when it speaks named
     /// counters and lacks some of ours since `since`.
     pub(super) fn follow_with_named(&mut self, to: NodeId<L>, since: u32) -> bool {
@@ -164,8 +188,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         true
     }
 
-    /// Writes a window of the named Push to `to` of the cells changed since `since` into
-    /// `out`, within `budget` bytes. Returns the length and whether the window reached the end.
+    /// Writes a window of the named Push of the cells changed since `since` into `out`, within
+    /// `budget` bytes. Returns the length and whether the window covered every cell.
+    ///
+    /// As the default counter's windows (`push.rs`): the cursor is an index into all cells,
+    /// shared by every peer; a window runs from it over the cells in order, wrapping, and is
+    /// written in (name, id) order, the wrapped low part first.
     pub(super) fn write_named_window(
         &mut self,
         since: u32,
@@ -173,27 +201,57 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         out: &mut [u8],
     ) -> Option<(usize, bool)> {
         let id = *self.counter.local_id();
-        let cells = self.named.changed_since(since);
-        let total = cells.clone().count();
-        if total == 0 {
+        let map = &self.named;
+        let n = map.cells_len();
+        if n == 0 {
             return None;
         }
-        let start = usize::try_from(self.named_cursor)
-            .ok()
-            .filter(|&c| c < total)
-            .unwrap_or(0);
-        let count = wire::fit(id.as_str(), cells.clone().skip(start), budget);
-        if count == 0 {
-            self.stats.emit_failures += 1;
+        let start = usize::try_from(self.named_cursor).unwrap_or(0) % n;
+        let picked = |t: u32| since == 0 || t > since;
+        // Emission may join two runs of one name that traversal split at the wrap: keep room
+        // for one more name header than traversal counts.
+        let slack = crate::msgpack::str_len(crate::named::MAX_NAME) + 5;
+        let mut used = wire::push_overhead(id.as_str()) + slack;
+        let (mut taken, mut selected) = (0usize, 0usize);
+        let mut last: Option<&str> = None;
+        while taken < n {
+            let Some((name, entry, _, changed)) = map.cell_at((start + taken) % n) else {
+                break;
+            };
+            if picked(changed) {
+                let cost = wire::cell_cost((last != Some(name)).then_some(name), entry);
+                if used + cost > budget {
+                    break;
+                }
+                used += cost;
+                selected += 1;
+                last = Some(name);
+            }
+            taken += 1;
+        }
+        if selected == 0 {
+            if taken < n {
+                self.stats.emit_failures += 1;
+            }
             return None;
         }
-        let window = cells.skip(start).take(count);
+        let end = start + taken;
+        let (low, high) = if end <= n {
+            (start..end, 0..0)
+        } else {
+            (0..end - n, start..n)
+        };
+        let window = low
+            .chain(high)
+            .filter_map(|k| map.cell_at(k))
+            .filter(|c| picked(c.3))
+            .map(|(name, entry, t, _)| (name, entry, t));
         let len = wire::emit(id.as_str(), window, out).ok()?;
-        let complete = start == 0 && count == total;
-        self.named_cursor = if start + count >= total {
+        let complete = taken >= n;
+        self.named_cursor = if complete {
             0
         } else {
-            u32::try_from(start + count).unwrap_or(0)
+            u32::try_from(end % n).unwrap_or(0)
         };
         Some((len, complete))
     }

@@ -271,6 +271,14 @@ impl<const L: usize, M: MapStores<L>> CounterMap<L, M> {
             })
     }
 
+    /// Cell `k` of the sorted cells as (name, id, totals, clock stamp of its last change).
+    pub fn cell_at(&self, k: usize) -> Option<(&str, &str, Totals, u32)> {
+        let c = self.cells.as_slice().get(k)?;
+        let name = self.names.as_slice().get(usize::from(c.name))?;
+        let id = self.ids.as_slice().get(usize::from(c.id))?;
+        Some((name.as_str(), id.as_str(), c.totals, c.changed))
+    }
+
     /// The totals of entry `id` in counter `name` (floors included).
     pub fn totals(&self, name: &str, id: &str) -> Totals {
         self.find(name, id)

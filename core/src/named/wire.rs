@@ -231,23 +231,30 @@ where
     Ok(w.position())
 }
 
+/// Bytes of a Push from `id` besides its cells: `{t: 18, id: …, c: {…}}`, the map header
+/// counted at its largest.
+pub fn push_overhead(id: &str) -> usize {
+    1 + 2 + 2 + 3 + str_len(id.len()) + 2 + 5
+}
+
+/// Bytes a cell of entry `entry` adds to a Push; `new_name` when it starts a counter's run
+/// (its name and an array header, counted at its largest).
+pub fn cell_cost(new_name: Option<&str>, entry: &str) -> usize {
+    1 + str_len(entry.len()) + 4 * 9 + new_name.map_or(0, |n| str_len(n.len()) + 5)
+}
+
 /// How many of `cells` (sorted by name then id), from the first, a Push from `id` carries
-/// within `budget` bytes (headers counted at their largest).
+/// within `budget` bytes.
 pub fn fit<'c>(
     id: &str,
     cells: impl Iterator<Item = (&'c str, &'c str, Totals)>,
     budget: usize,
 ) -> usize {
-    // {t: 18, id: …, c: {…}} with a map header of up to 5 bytes.
-    let mut used = 1 + 2 + 2 + 3 + str_len(id.len()) + 2 + 5;
+    let mut used = push_overhead(id);
     let mut count = 0;
     let mut last: Option<&str> = None;
     for (name, entry, _) in cells {
-        let mut cost = 1 + str_len(entry.len()) + 4 * 9;
-        if last != Some(name) {
-            // The name and its array header of up to 5 bytes.
-            cost += str_len(name.len()) + 5;
-        }
+        let cost = cell_cost((last != Some(name)).then_some(name), entry);
         if used + cost > budget {
             break;
         }

@@ -59,9 +59,9 @@ pub enum Topology {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
     /// Frames handed to the wire, by [`MessageType::index`].
-    pub sent: [u64; 3],
+    pub sent: [u64; 4],
     /// Bytes handed to the wire (TCP payloads), by type.
-    pub bytes: [u64; 3],
+    pub bytes: [u64; 4],
     /// Frames delivered to a live node.
     pub delivered: u64,
     /// Frames lost.
@@ -109,6 +109,8 @@ pub struct Network {
     net: NetConfig,
     groups: Option<Vec<u16>>,
     expected: i128,
+    /// The value every named counter should reach, by name.
+    expected_named: BTreeMap<alloc::string::String, i128>,
     stats: NetStats,
     buf: Vec<u8>,
 }
@@ -156,6 +158,7 @@ impl Network {
             net,
             groups: None,
             expected: 0,
+            expected_named: BTreeMap::new(),
             stats: NetStats::default(),
             buf: vec![0u8; net.max_payload],
         };
@@ -231,6 +234,29 @@ impl Network {
             self.rearm(i);
         }
         ok
+    }
+
+    /// Node `i` adds `by` to named counter `name`. Returns false if it is down or the write was
+    /// refused (a bad name, no room, overflow).
+    pub fn increment_named(&mut self, i: usize, name: &str, by: u64) -> bool {
+        let ok = self
+            .nodes
+            .get_mut(i)
+            .filter(|n| n.up)
+            .is_some_and(|n| n.engine.apply_named(name, by, 0).is_ok());
+        if ok && by > 0 {
+            *self.expected_named.entry(name.into()).or_insert(0) += i128::from(by);
+            self.rearm(i);
+        }
+        ok
+    }
+
+    /// Whether `engine` holds exactly the expected named counters.
+    fn named_agrees(&self, engine: &SimEngine) -> bool {
+        engine
+            .named()
+            .counters()
+            .eq(self.expected_named.iter().map(|(k, v)| (k.as_str(), *v)))
     }
 
     /// Splits the nodes: frames between different groups are refused. `group(i)` names
@@ -482,7 +508,7 @@ impl Network {
     pub fn converged_count(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| n.up && n.engine.value() == self.expected)
+            .filter(|n| n.up && n.engine.value() == self.expected && self.named_agrees(&n.engine))
             .count()
     }
 
@@ -493,7 +519,10 @@ impl Network {
             return true;
         };
         first.engine.value() == self.expected
-            && live.all(|n| n.engine.counter() == first.engine.counter())
+            && self.named_agrees(&first.engine)
+            && live.all(|n| {
+                n.engine.counter() == first.engine.counter() && self.named_agrees(&n.engine)
+            })
     }
 
     /// Sum of every engine's stats of one kind, e.g. `|s| s.full_push_bytes`.

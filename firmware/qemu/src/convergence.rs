@@ -7,8 +7,9 @@ use crate::suite::{Outcome, Rng};
 use tally_core::frame::split_header;
 use tally_core::{Config, Duration, FixedEngine, Instant, NodeId, PeerSource};
 
-/// Small enough that four fit the Cortex-M0's 16 KiB with room for the stack.
-type Node = FixedEngine<6, 3, 16>;
+/// Small enough that four fit the Cortex-M0's 16 KiB with room for the stack (one entry per
+/// node: four).
+type Node = FixedEngine<4, 3, 16>;
 const ADDRS: [&str; 4] = [
     "10.0.0.1:9000",
     "10.0.0.2:9000",

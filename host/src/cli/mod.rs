@@ -115,6 +115,9 @@ pub struct SimArgs {
     /// Give up after this many rounds.
     #[arg(long, default_value_t = 1000)]
     pub max_rounds: u64,
+    /// Spread the writes over K named counters (c0 … c{K-1}); 0: the default counter.
+    #[arg(long, default_value_t = 0)]
+    pub counters: usize,
     /// Print the report as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,

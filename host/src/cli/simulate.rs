@@ -44,6 +44,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         delta: !args.full_state,
         max_frame: args.max_frame,
         max_rounds: args.max_rounds,
+        counters: args.counters,
     };
     anyhow::ensure!(opts.nodes >= 1, "--nodes must be at least 1");
     anyhow::ensure!((0.0..1.0).contains(&opts.loss), "--loss must be in [0, 1)");
@@ -113,6 +114,7 @@ fn print_text(r: &SimReport) {
         ("push", &r.push),
         ("digest_pull", &r.digest_pull),
         ("digest_ack", &r.digest_ack),
+        ("named_push", &r.named_push),
     ] {
         println!(
             "  {name:<12} {:>10} frames {:>12} bytes {:>10.1} bytes/node/round",
