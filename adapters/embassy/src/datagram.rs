@@ -10,6 +10,7 @@ use embassy_net::udp::{RecvError, UdpSocket};
 use embassy_net::{IpEndpoint, Stack};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration};
+use tally_core::named::MapStores;
 use tally_core::Ingress;
 
 /// Why a datagram was not sent.
@@ -60,9 +61,15 @@ pub(crate) async fn send(
 
 /// Reads datagrams forever; each goes to the replica's `ingest_datagram`. One longer than
 /// `frame` holds is `TooLarge`.
-pub(crate) async fn read_loop<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+pub(crate) async fn read_loop<
+    M: RawMutex,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    Named: MapStores<L>,
+>(
     socket: &UdpSocket<'_>,
-    node_state: &NodeState<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L, Named>,
     frame: &mut [u8],
     enabled: bool,
 ) {

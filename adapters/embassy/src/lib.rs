@@ -90,28 +90,37 @@ pub use tally_core::{PeerSource, PeerState, Stats};
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use fmt::info;
+use tally_core::named::MapStores;
 
 /// The three handles of a node: the program's [`Node`], the [`Runner`] to run in a task of its
 /// own, and the [`Persister`] for the task that owns the store (a volatile node drops it).
-pub type Parts<'a, M, const N: usize, const P: usize, const L: usize, const A: usize> = (
-    Node<'a, M, N, P, L>,
-    Runner<'a, M, N, P, L, A>,
-    Persister<'a, M, N, P, L>,
+pub type Parts<'a, M, const N: usize, const P: usize, const L: usize, const A: usize, Named> = (
+    Node<'a, M, N, P, L, Named>,
+    Runner<'a, M, N, P, L, A, Named>,
+    Persister<'a, M, N, P, L, Named>,
 );
 
 /// Starts the node of `state` with `config` (fixed address if any, static peers) and returns
 /// its handles. It counts at once; nothing moves on the network until [`Runner::run`] is
 /// polled and the node has an address.
-pub fn new<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize>(
+pub fn new<
+    'a,
+    M: RawMutex,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    const A: usize,
+    Named: MapStores<L>,
+>(
     stack: Stack<'a>,
-    state: &'a mut State<M, N, P, L, A>,
+    state: &'a mut State<M, N, P, L, A, Named>,
     config: &NodeConfig<'_>,
-) -> Result<Parts<'a, M, N, P, L, A>, NodeError> {
+) -> Result<Parts<'a, M, N, P, L, A, Named>, NodeError> {
     let State {
         node_state,
         buffers,
     } = state;
-    let node_state: &'a NodeState<M, N, P, L> = node_state;
+    let node_state: &'a NodeState<M, N, P, L, Named> = node_state;
     let node = Node { node_state };
     if let Some(addr) = config.advertise {
         node.set_address(Some(addr))?;

@@ -1,9 +1,10 @@
 //! [`Node`]: the handle a program keeps to count, read and watch a running node.
 
-use crate::state::{now, NodeState};
+use crate::state::{now, NodeState, PENDING};
 use embassy_sync::blocking_mutex::raw::RawMutex;
+use tally_core::named::{CounterMap, CounterName, MapError, MapStores, Unnamed};
 use tally_core::replica::{PrepareError, TransportStats};
-use tally_core::{Identity, LocalOp, NodeId, PeerSource, Stats};
+use tally_core::{Identity, LocalOp, NodeId, PeerSource, Prepared, Stats};
 
 /// Why a node could not start or an operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,9 @@ pub enum NodeError {
     Overflow,
     /// The persist stream is full: the persister is not draining it.
     Backlog,
+    /// A named counter's write was refused: a bad name, or the map is full
+    /// (`too_many_counters`, `capacity_exceeded`). Nothing changed.
+    Counter(MapError),
 }
 
 impl core::fmt::Display for NodeError {
@@ -27,6 +31,7 @@ impl core::fmt::Display for NodeError {
             NodeError::BadPeer => "invalid peer address or peer table full",
             NodeError::Overflow => "the counter would overflow",
             NodeError::Backlog => "the persist stream is full",
+            NodeError::Counter(e) => e.name(),
         })
     }
 }
@@ -37,6 +42,7 @@ impl From<PrepareError> for NodeError {
     fn from(e: PrepareError) -> Self {
         match e {
             PrepareError::Overflow => NodeError::Overflow,
+            PrepareError::Named(e) => NodeError::Counter(e),
             _ => NodeError::Backlog,
         }
     }
@@ -55,19 +61,33 @@ pub enum Write {
 
 /// A handle to a running node: cheap to copy, usable from any task of the executor that runs
 /// the node (or from any task, with a `CriticalSectionRawMutex`).
-pub struct Node<'a, M: RawMutex, const N: usize = 32, const P: usize = 16, const L: usize = 64> {
-    pub(crate) node_state: &'a NodeState<M, N, P, L>,
+pub struct Node<
+    'a,
+    M: RawMutex,
+    const N: usize = 32,
+    const P: usize = 16,
+    const L: usize = 64,
+    Named: MapStores<L> = Unnamed,
+> {
+    pub(crate) node_state: &'a NodeState<M, N, P, L, Named>,
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Clone for Node<'_, M, N, P, L> {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>> Clone
+    for Node<'_, M, N, P, L, Named>
+{
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Copy for Node<'_, M, N, P, L> {}
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>> Copy
+    for Node<'_, M, N, P, L, Named>
+{
+}
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N, P, L> {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>>
+    Node<'_, M, N, P, L, Named>
+{
     /// The entry id this node counts under (`name#incarnation`).
     pub fn id(&self) -> NodeId<L> {
         self.node_state.replica(|r| *r.id())
@@ -107,15 +127,51 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
     /// Prepares `op`. A volatile node commits it at once; a durable one keeps it until the
     /// persister reports its record durable, and commits it then.
     pub fn write(&self, op: LocalOp) -> Result<Write, NodeError> {
+        self.write_to(None, op)
+    }
+
+    /// Adds `by` to this node's increments in named counter `name` (created by its first
+    /// write, if the map has room). See [`Write`] for when it counts.
+    pub fn increment_named(&self, name: &str, by: u64) -> Result<Write, NodeError> {
+        self.write_named(name, LocalOp::Increment(by))
+    }
+
+    /// Adds `by` to this node's decrements in named counter `name`.
+    pub fn decrement_named(&self, name: &str, by: u64) -> Result<Write, NodeError> {
+        self.write_named(name, LocalOp::Decrement(by))
+    }
+
+    /// Prepares `op` on named counter `name`, as [`Node::write`] does on the default counter.
+    /// A bad name or a full map is refused ([`NodeError::Counter`]) and changes nothing.
+    pub fn write_named(&self, name: &str, op: LocalOp) -> Result<Write, NodeError> {
+        let counter =
+            CounterName::new(name).map_err(|e| NodeError::Counter(MapError::BadName(e)))?;
+        self.write_to(Some(counter), op)
+    }
+
+    /// One local write, to the default counter (`None`) or a named one.
+    fn write_to(&self, counter: Option<CounterName>, op: LocalOp) -> Result<Write, NodeError> {
         let written = self.node_state.with(|i| {
             if !i.replica.is_durable() {
-                return i.replica.apply(op).map(Write::Committed);
+                return match &counter {
+                    None => i.replica.apply(op),
+                    Some(name) => i.replica.apply_named(name.as_str(), op),
+                }
+                .map(Write::Committed);
             }
-            let p = i.replica.prepare(op)?;
+            // A full list of waiting writes makes room by dropping writes that a later one to
+            // the same counter covers: its record carries their totals too. Writes to other
+            // counters are never dropped (their records carry only their own counter).
             if i.pending.is_full() {
-                // The newest record carries the totals of the write it replaces.
-                i.pending.pop_back();
+                drop_covered(&mut i.pending, counter.as_ref());
             }
+            if i.pending.is_full() {
+                return Err(PrepareError::Backlog);
+            }
+            let p = match &counter {
+                None => i.replica.prepare(op)?,
+                Some(name) => i.replica.prepare_named(name.as_str(), op)?,
+            };
             let _ = i.pending.push_back(p);
             Ok(Write::Persisting)
         })?;
@@ -123,6 +179,23 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
             self.node_state.wake.signal(());
         }
         Ok(written)
+    }
+
+    /// The value of named counter `name` as this node knows it (committed writes only);
+    /// `None` when the node shows no such counter.
+    pub fn named_value(&self, name: &str) -> Option<i128> {
+        self.node_state.replica(|r| r.named_value(name))
+    }
+
+    /// Runs `f` on the named counters (committed writes only), e.g. to list them.
+    pub fn named<R>(&self, f: impl FnOnce(&CounterMap<L, Named>) -> R) -> R {
+        self.node_state.replica(|r| f(r.named()))
+    }
+
+    /// Waits until some named counter changes (a committed local write, a merge or a
+    /// removal). Changes while nobody waits are coalesced. Meant for one waiter.
+    pub async fn wait_named_changed(&self) {
+        self.node_state.named_changed.wait().await;
     }
 
     /// The cluster value as this node knows it (committed writes only).
@@ -166,5 +239,21 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Node<'_, M, N,
     /// What the transport has done (the same type and names as every adapter's).
     pub fn transport(&self) -> TransportStats {
         self.node_state.replica(|r| *r.transport())
+    }
+}
+
+/// Keeps, of the waiting writes of each counter, only the newest — and none of `next`'s
+/// counter, whose write comes next and covers them — keeping the order of the others.
+fn drop_covered(queue: &mut heapless::Deque<Prepared, PENDING>, next: Option<&CounterName>) {
+    let n = queue.len();
+    for i in 0..n {
+        let Some(p) = queue.pop_front() else { break };
+        // The writes after it in the original order are the first `later` in the queue now.
+        let later = n - 1 - i;
+        let covered =
+            p.counter.as_ref() == next || queue.iter().take(later).any(|q| q.counter == p.counter);
+        if !covered {
+            let _ = queue.push_back(p);
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::state::NodeState;
 use embassy_sync::blocking_mutex::raw::RawMutex;
+use tally_core::named::{MapStores, Unnamed};
 use tally_core::replica::CommitError;
 use tally_core::store::{EncodeError, Sink};
 use tally_core::{PersistKind, Persisting};
@@ -23,12 +24,20 @@ use tally_core::{PersistKind, Persisting};
 ///     }
 /// }
 /// ```
-pub struct Persister<'a, M: RawMutex, const N: usize = 32, const P: usize = 16, const L: usize = 64>
-{
-    pub(crate) node_state: &'a NodeState<M, N, P, L>,
+pub struct Persister<
+    'a,
+    M: RawMutex,
+    const N: usize = 32,
+    const P: usize = 16,
+    const L: usize = 64,
+    Named: MapStores<L> = Unnamed,
+> {
+    pub(crate) node_state: &'a NodeState<M, N, P, L, Named>,
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Persister<'_, M, N, P, L> {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>>
+    Persister<'_, M, N, P, L, Named>
+{
     /// Waits until records wait in the persist stream (a prepared write, a snapshot due by
     /// the replica's policy, a fresh identity).
     pub async fn wait(&self) {

@@ -15,6 +15,7 @@ use embassy_net::udp::UdpSocket;
 use embassy_net::{IpEndpoint, Stack};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration, Timer};
+use tally_core::named::{MapStores, Unnamed};
 use tally_core::Ingress;
 
 /// Drives a node: call [`Runner::run`] from a task of its own. It never returns.
@@ -25,9 +26,10 @@ pub struct Runner<
     const P: usize = 16,
     const L: usize = 64,
     const A: usize = 2,
+    Named: MapStores<L> = Unnamed,
 > {
     pub(crate) stack: Stack<'a>,
-    pub(crate) node_state: &'a NodeState<M, N, P, L>,
+    pub(crate) node_state: &'a NodeState<M, N, P, L, Named>,
     pub(crate) accept: &'a mut [AcceptBuffers; A],
     pub(crate) send: &'a mut SendBuffers,
     pub(crate) datagram: &'a mut DatagramBuffers,
@@ -38,12 +40,19 @@ pub struct Runner<
     pub(crate) write_timeout: Duration,
 }
 
-impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize>
-    Runner<'a, M, N, P, L, A>
+impl<
+        'a,
+        M: RawMutex,
+        const N: usize,
+        const P: usize,
+        const L: usize,
+        const A: usize,
+        Named: MapStores<L>,
+    > Runner<'a, M, N, P, L, A, Named>
 {
     pub(crate) fn new(
         stack: Stack<'a>,
-        node_state: &'a NodeState<M, N, P, L>,
+        node_state: &'a NodeState<M, N, P, L, Named>,
         accept: &'a mut [AcceptBuffers; A],
         send: &'a mut SendBuffers,
         datagram: &'a mut DatagramBuffers,
@@ -102,9 +111,9 @@ impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, const A: u
 }
 
 /// The driver: due timers, then every queued transmit, then sleep.
-async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+async fn drive<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>>(
     stack: Stack<'_>,
-    node_state: &NodeState<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L, Named>,
     bufs: &mut SendBuffers,
     udp: &UdpSocket<'_>,
     rng: &mut impl rand_core::RngCore,
@@ -210,9 +219,15 @@ async fn abort(socket: &mut TcpSocket<'_>) {
 
 /// One accepting socket: one frame per connection, read to end of stream within the deadline
 /// and the frame buffer; what the read produced goes to the replica's `ingest`.
-async fn accept_loop<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+async fn accept_loop<
+    M: RawMutex,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    Named: MapStores<L>,
+>(
     stack: Stack<'_>,
-    node_state: &NodeState<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L, Named>,
     bufs: &mut AcceptBuffers,
     port: u16,
     read_timeout: Duration,
@@ -281,9 +296,15 @@ const RECHECK: Duration = Duration::from_secs(5);
 /// Keeps the advertised address on the stack's IPv4 address and `port`: set when the stack
 /// is configured (a DHCP lease), again when the address changes, cleared while it has none.
 /// With a fixed address (`follow` false) it has nothing to do.
-async fn follow_address<M: RawMutex, const N: usize, const P: usize, const L: usize>(
+async fn follow_address<
+    M: RawMutex,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    Named: MapStores<L>,
+>(
     stack: Stack<'_>,
-    node_state: &NodeState<M, N, P, L>,
+    node_state: &NodeState<M, N, P, L, Named>,
     port: u16,
     follow: bool,
 ) {

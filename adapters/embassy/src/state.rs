@@ -13,6 +13,7 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
 use heapless::Deque;
+use tally_core::named::{MapStores, Unnamed};
 use tally_core::replica::{Event, MAX_HEADER};
 use tally_core::{FixedReplica, FrameLimits, Prepared};
 
@@ -69,22 +70,24 @@ pub struct Buffers<const A: usize> {
 }
 
 /// The replica and the local writes waiting for their records to be durable.
-pub(crate) struct Inner<const N: usize, const P: usize, const L: usize> {
-    pub(crate) replica: FixedReplica<N, P, L>,
+pub(crate) struct Inner<const N: usize, const P: usize, const L: usize, Named: MapStores<L>> {
+    pub(crate) replica: FixedReplica<N, P, L, Named>,
     pub(crate) pending: Deque<Prepared, PENDING>,
 }
 
 /// What a use of the replica left to signal.
 pub(crate) struct After {
     changed: Option<i128>,
+    named_changed: bool,
     persist: bool,
 }
 
-impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
+impl<const N: usize, const P: usize, const L: usize, Named: MapStores<L>> Inner<N, P, L, Named> {
     /// Takes every event out of the replica: the last value changed to, and logs.
     #[inline(never)]
     fn drain_events(&mut self) -> After {
         let mut changed = None;
+        let mut named_changed = false;
         while let Some(event) = self.replica.poll_event() {
             match event {
                 Event::Changed { value, .. } => changed = Some(value),
@@ -92,11 +95,12 @@ impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
                 Event::PeerDown(a) => debug!("peer {} down", a.as_str()),
                 Event::PeersSilent(n) => debug!("{} peers silent", n),
                 Event::CapacityExceeded(c) => info!("capacity exceeded: {:?}", c),
-                Event::NamedChanged { .. } => {}
+                Event::NamedChanged { .. } => named_changed = true,
             }
         }
         After {
             changed,
+            named_changed,
             persist: self.replica.wants_persist(),
         }
     }
@@ -104,12 +108,20 @@ impl<const N: usize, const P: usize, const L: usize> Inner<N, P, L> {
 
 /// The part of a node node_state by its [`Node`](crate::Node) handles, its
 /// [`Runner`](crate::Runner) and its [`Persister`](crate::Persister).
-pub struct NodeState<M: RawMutex, const N: usize, const P: usize, const L: usize> {
-    inner: Mutex<M, RefCell<Inner<N, P, L>>>,
+pub struct NodeState<
+    M: RawMutex,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    Named: MapStores<L> = Unnamed,
+> {
+    inner: Mutex<M, RefCell<Inner<N, P, L, Named>>>,
     /// Wakes the driver: something may be ready to send, or the timers moved.
     pub(crate) wake: Signal<M, ()>,
     /// The value after the last change (local or merged).
     pub(crate) changed: Signal<M, i128>,
+    /// Some named counter changed (local or merged) since the last wait.
+    pub(crate) named_changed: Signal<M, ()>,
     /// Wakes the persister: records wait in the persist stream.
     pub(crate) persist: Signal<M, ()>,
 }
@@ -127,17 +139,24 @@ pub struct State<
     const P: usize = 16,
     const L: usize = 64,
     const A: usize = 2,
+    Named: MapStores<L> = Unnamed,
 > {
-    pub(crate) node_state: NodeState<M, N, P, L>,
+    pub(crate) node_state: NodeState<M, N, P, L, Named>,
     pub(crate) buffers: Buffers<A>,
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize>
-    State<M, N, P, L, A>
+impl<
+        M: RawMutex,
+        const N: usize,
+        const P: usize,
+        const L: usize,
+        const A: usize,
+        Named: MapStores<L>,
+    > State<M, N, P, L, A, Named>
 {
     /// The state of a node that runs `replica` (built, and restored from a store, by the
     /// caller: it decides the identity and whether the node is durable).
-    pub fn new(replica: FixedReplica<N, P, L>) -> Self {
+    pub fn new(replica: FixedReplica<N, P, L, Named>) -> Self {
         const ACCEPT: AcceptBuffers = AcceptBuffers {
             rx: [0; ACCEPT_RX],
             tx: [0; ACCEPT_TX],
@@ -164,8 +183,10 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, const A: usize
     }
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> NodeState<M, N, P, L> {
-    pub(crate) fn new(replica: FixedReplica<N, P, L>) -> Self {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>>
+    NodeState<M, N, P, L, Named>
+{
+    pub(crate) fn new(replica: FixedReplica<N, P, L, Named>) -> Self {
         Self {
             inner: Mutex::new(RefCell::new(Inner {
                 replica,
@@ -173,13 +194,14 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> NodeState<M, N
             })),
             wake: Signal::new(),
             changed: Signal::new(),
+            named_changed: Signal::new(),
             persist: Signal::new(),
         }
     }
 
     /// Runs `f` on the replica, then hands out what happened: a changed value wakes
     /// [`Node::wait_changed`](crate::Node::wait_changed), waiting records wake the persister.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner<N, P, L>) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner<N, P, L, Named>) -> R) -> R {
         let (r, after) = self.inner.lock(|cell| {
             let mut inner = cell.borrow_mut();
             let r = f(&mut inner);
@@ -195,13 +217,16 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize> NodeState<M, N
         if let Some(v) = after.changed {
             self.changed.signal(v);
         }
+        if after.named_changed {
+            self.named_changed.signal(());
+        }
         if after.persist {
             self.persist.signal(());
         }
     }
 
     /// Runs `f` on the replica alone.
-    pub(crate) fn replica<R>(&self, f: impl FnOnce(&mut FixedReplica<N, P, L>) -> R) -> R {
+    pub(crate) fn replica<R>(&self, f: impl FnOnce(&mut FixedReplica<N, P, L, Named>) -> R) -> R {
         self.with(|i| f(&mut i.replica))
     }
 }

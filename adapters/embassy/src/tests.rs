@@ -24,7 +24,9 @@ fn replica(durable: bool, how: Incarnation) -> R {
 }
 
 /// Polls one record into a board-style item (version byte + record); returns it decoded.
-fn poll(p: &mut Persister<'_, NoopRawMutex, 8, 4, 32>) -> Option<(u64, PersistKind, Vec<u8>)> {
+fn poll<N: tally_core::named::MapStores<32>>(
+    p: &mut Persister<'_, NoopRawMutex, 8, 4, 32, N>,
+) -> Option<(u64, PersistKind, Vec<u8>)> {
     let mut buf = [0u8; 1024];
     let mut sink = SliceSink::new(&mut buf);
     tally_core::store::begin_item(&mut sink).unwrap();
@@ -163,5 +165,96 @@ fn many_writes_before_the_persister_runs_all_count() {
     }
     assert_eq!(records, 1, "one record carries every write");
     assert_eq!(node.value(), (PENDING * 3) as i128);
+    assert_eq!(persister.pending(), 0);
+}
+
+/// A replica with room for two named counters (4 ids, 4 cells, 2 prepared writes).
+type Named = tally_core::named::FixedStores<2, 4, 4, 2>;
+type SN = NodeState<NoopRawMutex, 8, 4, 32, Named>;
+
+fn named_replica(durable: bool) -> FixedReplica<8, 4, 32, Named> {
+    let id = Identity::new("door", 1).unwrap();
+    let config = if durable {
+        ReplicaConfig::durable(Config::mcu(), SnapshotPolicy::HOST)
+    } else {
+        ReplicaConfig::volatile(Config::mcu())
+    };
+    FixedReplica::new(id, Incarnation::Resumed, config, Instant::ZERO).unwrap()
+}
+
+#[test]
+fn named_counters_count_apart_and_a_full_map_refuses_clearly() {
+    use tally_core::named::MapError;
+    let node_state = SN::new(named_replica(false));
+    let node = Node {
+        node_state: &node_state,
+    };
+    assert_eq!(node.increment_named("doors", 3), Ok(Write::Committed(3)));
+    assert_eq!(node.decrement_named("doors", 1), Ok(Write::Committed(2)));
+    assert_eq!(node.increment_named("parts", 7), Ok(Write::Committed(7)));
+    assert!(
+        node_state.named_changed.signaled(),
+        "named changes are signalled"
+    );
+    assert_eq!(
+        node_state.changed.try_take(),
+        None,
+        "the default did not change"
+    );
+    assert_eq!(node.value(), 0);
+    assert_eq!(node.named_value("doors"), Some(2));
+    assert_eq!(node.named_value("parts"), Some(7));
+    assert_eq!(
+        node.increment_named("third", 1),
+        Err(NodeError::Counter(MapError::TooManyCounters))
+    );
+    assert!(matches!(
+        node.increment_named("no space", 1),
+        Err(NodeError::Counter(MapError::BadName(_)))
+    ));
+    assert_eq!(node.named_value("third"), None, "a refusal changes nothing");
+    assert_eq!(node.named(|m| m.counters().count()), 2);
+}
+
+#[test]
+fn durable_named_writes_to_several_counters_all_count() {
+    let node_state = SN::new(named_replica(true));
+    let node = Node {
+        node_state: &node_state,
+    };
+    let mut persister = Persister {
+        node_state: &node_state,
+    };
+    // Bursts of more writes than the waiting list holds, to two counters and the default:
+    // none is refused (a burst to one counter makes room by dropping the writes of another
+    // burst's counter that its newest covers — never another counter's only write), and each
+    // counts once its record (or a later one of its counter) is in.
+    for (name, by) in [(Some("doors"), 1), (Some("parts"), 2), (None, 1)] {
+        for _ in 0..PENDING * 2 {
+            let w = match name {
+                Some(n) => node.increment_named(n, by),
+                None => node.increment(by),
+            };
+            assert_eq!(w, Ok(Write::Persisting));
+        }
+    }
+    assert_eq!(persister.pending(), 3, "one waiting write per counter");
+    assert_eq!(
+        node.named_value("doors"),
+        None,
+        "nothing shown before it is durable"
+    );
+    let mut kinds = Vec::new();
+    while let Some((seq, kind, item)) = poll(&mut persister) {
+        if kind == PersistKind::NamedLocal {
+            assert!(matches!(decode_item(&item), Ok(Record::NamedLocal { .. })));
+        }
+        kinds.push(kind);
+        persister.persisted(seq);
+    }
+    assert!(kinds.contains(&PersistKind::NamedLocal));
+    assert_eq!(node.named_value("doors"), Some((PENDING * 2) as i128));
+    assert_eq!(node.named_value("parts"), Some((PENDING * 4) as i128));
+    assert_eq!(node.value(), (PENDING * 2) as i128);
     assert_eq!(persister.pending(), 0);
 }

@@ -10,6 +10,7 @@
 //! - [`program`]: the board program every firmware and the TAP node run: node, persistence,
 //!   buttons and main loop, in one task;
 //! - [`button`]: a debounced press on any `embedded-hal-async` input, and the counting loop;
+//! - [`buttons`]: which counter each button counts on (`TALLY_BUTTONS`);
 //! - [`show`]: the LED blink on every change;
 //! - [`supervise`]: the main loop — link kept up, LED commands bounded, watchdog fed;
 //! - [`settings`]: the build-time peer list and cluster key, and the W5500's MAC.
@@ -19,6 +20,7 @@
 mod fmt;
 
 pub mod button;
+pub mod buttons;
 pub mod node;
 pub mod persist;
 pub mod program;

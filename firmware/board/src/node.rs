@@ -7,6 +7,7 @@ use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embedded_storage_async::nor_flash::NorFlash;
 use static_cell::StaticCell;
+use tally_core::named::MapStores;
 use tally_core::Config;
 use tally_embassy::{Node, NodeConfig, Persister, Runner, State};
 
@@ -22,6 +23,8 @@ pub struct Settings<'s> {
     pub port: u16,
     /// Static peers, `a.b.c.d:port,...` (see [`settings::peers`]).
     pub peers: &'s str,
+    /// The counters the buttons count on (`TALLY_BUTTONS`, see [`crate::buttons`]).
+    pub buttons: &'s str,
 }
 
 /// A started node's handles: spawn the runner and, when there is a store, the persistence
@@ -33,14 +36,19 @@ pub struct Started<
     const P: usize,
     const L: usize,
     const A: usize,
+    Named: MapStores<L> + 'static,
+    const W: usize,
 > {
     /// The handle.
-    pub node: Node<'static, M, N, P, L>,
+    pub node: Node<'static, M, N, P, L, Named>,
     /// The I/O loops, for a task of their own.
-    pub runner: Runner<'static, M, N, P, L, A>,
+    pub runner: Runner<'static, M, N, P, L, A, Named>,
     /// The persistence side and its store, for the persistence task; `None` when the node
     /// runs without a store (volatile: a power cut forgets).
-    pub persist: Option<(Persister<'static, M, N, P, L>, &'static mut Store<F>)>,
+    pub persist: Option<(
+        Persister<'static, M, N, P, L, Named>,
+        &'static mut Store<F, W>,
+    )>,
 }
 
 /// Opens the store on `range` of `flash` (in `cells.0`), builds the replica from it (see
@@ -55,18 +63,20 @@ pub fn start<
     const P: usize,
     const L: usize,
     const A: usize,
+    Named: MapStores<L> + 'static,
+    const W: usize,
 >(
     stack: Stack<'static>,
     cells: (
-        &'static StaticCell<Store<F>>,
-        &'static StaticCell<State<M, N, P, L, A>>,
+        &'static StaticCell<Store<F, W>>,
+        &'static StaticCell<State<M, N, P, L, A, Named>>,
     ),
     flash: F,
     range: Range<u32>,
     settings: &Settings<'_>,
     rng: &mut impl rand_core::RngCore,
-) -> Option<Started<F, M, N, P, L, A>> {
-    let mut store = match Store::new(flash, range) {
+) -> Option<Started<F, M, N, P, L, A, Named, W>> {
+    let mut store = match Store::sized(flash, range) {
         Ok(s) => Some(cells.0.init(s)),
         Err(e) => {
             warn!("flash store unusable: {}", e);

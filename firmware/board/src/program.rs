@@ -14,10 +14,12 @@
 //! the drivers the firmware passes in.
 
 use crate::button;
+use crate::buttons::Buttons;
 use crate::node::{self, Settings};
 use crate::persist::Store;
+use crate::persist::WORK;
 use crate::show::Led;
-use crate::supervise::{self, Link, Watchdog};
+use crate::supervise::{self, Link, Watchdog, Watched};
 use core::ops::Range;
 use embassy_futures::select::{select4, Either4};
 use embassy_net::Stack;
@@ -27,6 +29,7 @@ use embedded_hal::digital::InputPin;
 use embedded_hal_async::digital::Wait;
 use embedded_storage_async::nor_flash::NorFlash;
 use static_cell::StaticCell;
+use tally_core::named::{MapStores, Unnamed};
 use tally_embassy::{Node, Persister, State};
 
 /// What a firmware hands the board program: its chip's parts.
@@ -50,29 +53,52 @@ pub struct Board<F, I, K, W, R> {
 
 /// The node's memory, in statics the firmware declares (embassy's `StaticCell`s cannot be
 /// generic).
-pub type Cells<F, M, const N: usize, const P: usize, const L: usize, const A: usize> = (
-    &'static StaticCell<Store<F>>,
-    &'static StaticCell<State<M, N, P, L, A>>,
+pub type Cells<
+    F,
+    M,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    const A: usize,
+    Named = Unnamed,
+    const W: usize = WORK,
+> = (
+    &'static StaticCell<Store<F, W>>,
+    &'static StaticCell<State<M, N, P, L, A, Named>>,
 );
 
 /// Runs the board program on `stack` (see the module docs); never returns. `started` is
 /// handed the node's handle once it exists, before anything runs (the TAP node answers its
 /// test's questions through it; a firmware passes `|_| ()`). When the node cannot be built at
 /// all (a bad name or settings) it stops feeding the watchdog, which resets the board.
-pub async fn run<F, M, I, K, W, R, const N: usize, const P: usize, const L: usize, const A: usize>(
+pub async fn run<
+    F,
+    M,
+    I,
+    K,
+    D,
+    R,
+    const N: usize,
+    const P: usize,
+    const L: usize,
+    const A: usize,
+    Named,
+    const W: usize,
+>(
     stack: Stack<'static>,
-    cells: Cells<F, M, N, P, L, A>,
+    cells: Cells<F, M, N, P, L, A, Named, W>,
     settings: &Settings<'_>,
-    mut board: Board<F, I, K, W, R>,
-    started: impl FnOnce(Node<'static, M, N, P, L>),
+    mut board: Board<F, I, K, D, R>,
+    started: impl FnOnce(Node<'static, M, N, P, L, Named>),
 ) -> !
 where
     F: NorFlash + 'static,
     M: RawMutex + 'static,
     I: Wait + InputPin,
     K: Link + Led,
-    W: Watchdog,
+    D: Watchdog,
     R: rand_core::RngCore,
+    Named: MapStores<L> + 'static,
 {
     let node = node::start(
         stack,
@@ -88,13 +114,26 @@ where
             Timer::after_secs(3600).await;
         }
     };
-    let mut node = parts.node;
+    let node = parts.node;
     started(node);
+    let buttons = match Buttons::parse(settings.buttons) {
+        Ok(b) => b,
+        Err(e) => {
+            // The firmware checks its setting at compile time; the TAP node's comes from its
+            // command line. Either way the buttons then count on the default counter.
+            warn!("{}; the buttons count on the default counter", e);
+            Buttons::DEFAULT
+        }
+    };
     let outcome = select4(
         parts.runner.run(&mut board.rng),
         persisting(parts.persist),
-        button::count(node, &mut board.inc, &mut board.dec),
-        supervise::run(&mut node, &mut board.link, &mut board.watchdog),
+        button::count(node, &mut board.inc, &mut board.dec, &buttons),
+        supervise::run(
+            &mut Watched::new(node, &buttons),
+            &mut board.link,
+            &mut board.watchdog,
+        ),
     )
     .await;
     match outcome {
@@ -106,9 +145,17 @@ where
 }
 
 /// The persistence task, when the node has a store; a volatile node has none.
-async fn persisting<F: NorFlash, M: RawMutex, const N: usize, const P: usize, const L: usize>(
-    persist: Option<(Persister<'static, M, N, P, L>, &'static mut Store<F>)>,
-) -> ! {
+async fn persisting<F, M, const N: usize, const P: usize, const L: usize, Named, const W: usize>(
+    persist: Option<(
+        Persister<'static, M, N, P, L, Named>,
+        &'static mut Store<F, W>,
+    )>,
+) -> !
+where
+    F: NorFlash,
+    M: RawMutex,
+    Named: MapStores<L> + 'static,
+{
     match persist {
         Some((persister, store)) => store.run(persister).await,
         None => loop {

@@ -120,6 +120,34 @@ pub fn keyed(mut engine: Config, key: Option<BuildKey>) -> Option<Config> {
     Some(engine)
 }
 
+/// A number given at build time (`TALLY_COUNTERS`, `TALLY_COUNTER_CELLS`), parsed when the
+/// firmware is compiled: unset or empty is `default`; anything but decimal digits (or a
+/// number past `usize`) stops the build.
+pub const fn build_number(text: Option<&str>, default: usize) -> usize {
+    let Some(text) = text else { return default };
+    let b = text.as_bytes();
+    if b.is_empty() {
+        return default;
+    }
+    let mut n: usize = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let d = b[i];
+        if !d.is_ascii_digit() {
+            panic!("a TALLY_* number setting must be decimal digits");
+        }
+        n = match n.checked_mul(10) {
+            Some(x) => match x.checked_add((d - b'0') as usize) {
+                Some(y) => y,
+                None => panic!("a TALLY_* number setting is too large"),
+            },
+            None => panic!("a TALLY_* number setting is too large"),
+        };
+        i += 1;
+    }
+    n
+}
+
 /// A MAC for a board without one of its own (the W5500's), from the 8-byte unique id of its
 /// flash chip: all six bytes from the id's 64-bit FNV-1a hash, with the locally administered
 /// bit set and the multicast bit clear. Stable across boots, distinct per board (unlike the
@@ -212,6 +240,20 @@ mod tests {
         for b in 0..=255u8 {
             assert!(seen.insert(mac_from_uid(&[0xe6, 0x61, 0x38, 0x52, 0x83, 0x2a, 0x40, b])));
         }
+    }
+
+    #[test]
+    fn build_numbers_parse_at_compile_time() {
+        const N: usize = build_number(Some("12"), 4);
+        assert_eq!(N, 12);
+        assert_eq!(build_number(None, 4), 4);
+        assert_eq!(build_number(Some(""), 4), 4);
+    }
+
+    #[test]
+    #[should_panic(expected = "decimal digits")]
+    fn a_bad_build_number_stops() {
+        let _ = build_number(Some("4k"), 4);
     }
 
     #[test]

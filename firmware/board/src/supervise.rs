@@ -5,10 +5,12 @@
 //! Persistence never waits for any of this: the store's task commits presses on its own
 //! (see [`crate::node`]). The chip-specific parts come in through three small traits.
 
+use crate::buttons::Buttons;
 use crate::show::{Led, BLINK};
 use embassy_futures::select::{select, select3, Either, Either3};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::{with_timeout, Duration, Timer};
+use tally_core::named::{CounterName, MapStores};
 use tally_embassy::Node;
 
 /// The watchdog's timeout: the longest the main loop may go without feeding it (the RP2040's
@@ -46,9 +48,71 @@ pub trait Changes {
     async fn changed(&mut self) -> i128;
 }
 
-impl<M: RawMutex, const N: usize, const P: usize, const L: usize> Changes for Node<'_, M, N, P, L> {
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>> Changes
+    for Node<'_, M, N, P, L, Named>
+{
     async fn changed(&mut self) -> i128 {
         self.wait_changed().await
+    }
+}
+
+/// The changes the LED shows: those of the counters the buttons count on
+/// ([`crate::buttons`]) — the default counter's, a named counter's, or both.
+pub struct Watched<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, Named>
+where
+    Named: MapStores<L>,
+{
+    node: Node<'a, M, N, P, L, Named>,
+    default: bool,
+    /// Each bound named counter and the value last shown (`None`: not shown).
+    named: heapless::Vec<(CounterName, Option<i128>), 2>,
+}
+
+impl<'a, M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>>
+    Watched<'a, M, N, P, L, Named>
+{
+    /// Watches the counters `buttons` binds on `node`.
+    pub fn new(node: Node<'a, M, N, P, L, Named>, buttons: &Buttons) -> Self {
+        let mut named = heapless::Vec::new();
+        for name in buttons.named() {
+            if named.iter().all(|(n, _)| n != name) {
+                let _ = named.push((*name, node.named_value(name.as_str())));
+            }
+        }
+        Self {
+            node,
+            default: buttons.binds_default(),
+            named,
+        }
+    }
+}
+
+impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStores<L>> Changes
+    for Watched<'_, M, N, P, L, Named>
+{
+    /// The next change of a bound counter: its value.
+    async fn changed(&mut self) -> i128 {
+        if self.named.is_empty() {
+            return self.node.wait_changed().await;
+        }
+        loop {
+            if self.default {
+                let got = select(self.node.wait_changed(), self.node.wait_named_changed()).await;
+                if let Either::First(v) = got {
+                    return v;
+                }
+            } else {
+                self.node.wait_named_changed().await;
+            }
+            // Some named counter changed: a bound one, if its value moved.
+            for (name, last) in self.named.iter_mut() {
+                let now = self.node.named_value(name.as_str());
+                if now != *last {
+                    *last = now;
+                    return now.unwrap_or(0);
+                }
+            }
+        }
     }
 }
 

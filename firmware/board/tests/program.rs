@@ -172,6 +172,7 @@ fn run_board(
         engine: Config::mcu(),
         port: 9000,
         peers: "",
+        buttons: "",
     };
     let capacity = flash.0.borrow().data.len() as u32;
     let board = Board {

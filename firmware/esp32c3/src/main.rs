@@ -22,7 +22,7 @@ use esp_radio::wifi::{
 };
 use esp_storage::FlashStorage;
 use static_cell::StaticCell;
-use tally_board::persist::Store;
+use tally_board::persist::{work_size, Store};
 use tally_board::{node, program, settings, show, supervise};
 use {esp_backtrace as _, esp_println as _};
 
@@ -81,7 +81,18 @@ fn store_range(flash: &mut FlashStorage<'_>) -> core::ops::Range<u32> {
     }
 }
 
-type Tally = tally_embassy::State<NoopRawMutex>;
+/// Named counters the node holds (build-time `TALLY_COUNTERS`); the default fits the RAM
+/// budget (README, "Boards").
+const COUNTERS: usize = settings::build_number(option_env!("TALLY_COUNTERS"), 4);
+/// Cells of the named counters (build-time `TALLY_COUNTER_CELLS`; default: 3 per counter).
+const CELLS: usize = settings::build_number(option_env!("TALLY_COUNTER_CELLS"), 3 * COUNTERS);
+/// Entry ids of the named counters' writers, shared by all of them.
+const COUNTER_IDS: usize = 4;
+const _: () = assert!(COUNTERS <= tally_board::persist::NAMED_KEYS);
+/// The counters each button counts on (build-time `TALLY_BUTTONS`).
+const BUTTONS: &str = tally_board::buttons::checked(option_env!("TALLY_BUTTONS"));
+type Counters = tally_core::named::FixedStores<COUNTERS, COUNTER_IDS, CELLS, 2>;
+type Tally = tally_embassy::State<NoopRawMutex, 32, 16, 64, 2, Counters>;
 type BoardFlash = BlockingAsync<FlashStorage<'static>>;
 
 #[embassy_executor::task]
@@ -217,11 +228,12 @@ async fn main(spawner: Spawner) {
         engine,
         port: PORT,
         peers: PEERS,
+        buttons: BUTTONS,
     };
     // The board program: it counts from here on, gossips once DHCP gives an address, blinks
     // on changes, feeds the watchdog. `wifi_task` keeps the station connected: the main loop
     // watches the stack's link.
-    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
+    static STORE: StaticCell<Store<BoardFlash, { work_size(CELLS) }>> = StaticCell::new();
     static STATE: StaticCell<Tally> = StaticCell::new();
     let board = program::Board {
         flash,

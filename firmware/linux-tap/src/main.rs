@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! tally-tap-node --tap NAME --flash FILE [--flash-size BYTES] [--id NAME] [--port 9000]
-//!                [--peers A,B] [--sync-interval-ms 200] [--link up|down]
+//!                [--peers A,B] [--sync-interval-ms 200] [--link up|down] [--buttons SPEC]
 //! ```
 //!
 //! The node counts under `NAME#incarnation` (NAME defaults to `tap-` and the TAP device's
@@ -20,11 +20,16 @@
 //! as the W5500's is from the flash chip's unique id. `TALLY_CLUSTER_KEY` in the environment
 //! (32–64 hex digits, as for `tally node`; empty: none) is its cluster key (the boards take the
 //! same variable at build time). It decodes zstd frames, with the Pico W's frame limits.
+//! It holds named counters as a small board does: at most [`COUNTERS`] counters, [`IDS`] ids
+//! and [`CELLS`] cells (the rest is refused and counted); `--buttons` binds the buttons as a
+//! firmware's `TALLY_BUTTONS` does (`tally_board::buttons`).
 //!
 //! Commands on stdin, one per line:
 //! - `press inc|dec [N]`: N presses (40 ms down, 40 ms up); `hold inc|dec`, `release inc|dec`;
 //! - `link up|down`; `cut N`: the power goes after N more bytes written or erased (`cut
 //!   off`: it stays);
+//! - `named NAME` (answers `named NAME V`, or `named NAME none` when it holds no such
+//!   counter), `counters` (`counters N` and `NAME=V` pairs: every named counter it shows);
 //! - `value` (answers `value V`), `local` (`local INC DEC`: its own entry), `addr` (`address A` or `address none`: what the node
 //!   advertises), `stats` (`stats` and `name=N` pairs: gossip frames seen arriving and how
 //!   many compressed, Pushes received and merged, rejects by reason);
@@ -43,10 +48,11 @@ use static_cell::StaticCell;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 use tally_board::node::Settings;
-use tally_board::persist::Store;
+use tally_board::persist::{work_size, Store};
 use tally_board::program::{self, Board};
 use tally_board::show::Led;
 use tally_board::supervise::StackLink;
+use tally_core::named::FixedStores;
 use tally_core::{ClusterKey, Config, FrameLimits, MessageType, WireError};
 use tally_embassy::{Node, State};
 
@@ -55,7 +61,15 @@ mod pins;
 mod watch;
 mod watchdog;
 
-type TapNode = Node<'static, NoopRawMutex>;
+/// Named counters the node holds, as a small board's build would set them.
+pub const COUNTERS: usize = 4;
+/// Entry ids across all named counters.
+pub const IDS: usize = 8;
+/// Cells (one per counter and id that wrote it).
+pub const CELLS: usize = 16;
+type TapCounters = FixedStores<COUNTERS, IDS, CELLS, 2>;
+type TapState = State<NoopRawMutex, 32, 16, 64, 2, TapCounters>;
+type TapNode = Node<'static, NoopRawMutex, 32, 16, 64, TapCounters>;
 
 /// How long a press holds the button down, and then up (over the 20 ms debounce).
 const PRESS: Duration = Duration::from_millis(40);
@@ -63,6 +77,8 @@ const PRESS: Duration = Duration::from_millis(40);
 /// A command for the executor's thread.
 enum Command {
     Value,
+    Named(String),
+    Counters,
     Local,
     Addr,
     Stats,
@@ -82,6 +98,7 @@ struct Args {
     peers: Vec<String>,
     sync_interval_ms: u64,
     link_up: bool,
+    buttons: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -94,6 +111,7 @@ fn parse_args() -> Result<Args, String> {
     let mut peers = Vec::new();
     let mut sync_interval_ms = 2000u64;
     let mut link_up = true;
+    let mut buttons = String::new();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -123,6 +141,11 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--link is up or down, not {other}")),
                 }
             }
+            "--buttons" => {
+                buttons = value()?;
+                tally_board::buttons::Buttons::parse(&buttons)
+                    .map_err(|e| format!("--buttons: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -135,6 +158,7 @@ fn parse_args() -> Result<Args, String> {
         peers,
         sync_interval_ms,
         link_up,
+        buttons,
     })
 }
 
@@ -218,7 +242,7 @@ fn stats_line(node: &TapNode) -> String {
     format!(
         "stats frames_seen={} compressed_seen={} compressed_in={} pushes_in={pushes} merges={} \
          zstd_rejects={zstd_rejects} frame_too_large={} unauthenticated={} unexpected_auth={} \
-         rejects={}",
+         rejects={} named_refused={}",
         watch::FRAMES.load(Relaxed),
         watch::COMPRESSED.load(Relaxed),
         s.compressed_in,
@@ -227,6 +251,7 @@ fn stats_line(node: &TapNode) -> String {
         s.rejected(WireError::Unauthenticated),
         s.rejected(WireError::UnexpectedAuth),
         s.rejected_total(),
+        s.named_refused,
     )
 }
 
@@ -317,6 +342,8 @@ fn obey(line: &str, buttons: &Buttons) -> Result<(), &'static str> {
             return Ok(());
         }
         Some("value") => Command::Value,
+        Some("named") => Command::Named(arg.ok_or("named NAME")?.to_string()),
+        Some("counters") => Command::Counters,
         Some("local") => Command::Local,
         Some("addr") => Command::Addr,
         Some("stats") => Command::Stats,
@@ -348,6 +375,18 @@ async fn commands_task(node: TapNode) -> ! {
     loop {
         match COMMANDS.receive().await {
             Command::Value => say(&format!("value {}", node.value())),
+            Command::Named(name) => match node.named_value(&name) {
+                Some(v) => say(&format!("named {name} {v}")),
+                None => say(&format!("named {name} none")),
+            },
+            Command::Counters => {
+                let line = node.named(|m| {
+                    let shown: Vec<String> =
+                        m.counters().map(|(n, v)| format!("{n}={v}")).collect();
+                    format!("counters {} {}", shown.len(), shown.join(" "))
+                });
+                say(line.trim_end());
+            }
             Command::Local => {
                 let (inc, dec) = node.local();
                 say(&format!("local {inc} {dec}"));
@@ -436,9 +475,10 @@ async fn main(spawner: Spawner) {
         engine,
         port: args.port,
         peers: &peers,
+        buttons: &args.buttons,
     };
-    static STORE: StaticCell<Store<flash::FileFlash>> = StaticCell::new();
-    static STATE: StaticCell<State<NoopRawMutex>> = StaticCell::new();
+    static STORE: StaticCell<Store<flash::FileFlash, { work_size(CELLS) }>> = StaticCell::new();
+    static STATE: StaticCell<TapState> = StaticCell::new();
     let board = Board {
         store_range: 0..u32::try_from(args.flash_size).unwrap_or(0),
         flash,

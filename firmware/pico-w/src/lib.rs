@@ -15,8 +15,9 @@ use embassy_rp::Peri;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use static_cell::StaticCell;
 use tally_board::node;
-use tally_board::persist::Store;
+use tally_board::persist::{work_size, Store};
 use tally_board::settings::{self, BuildKey};
+use tally_core::named::FixedStores;
 
 /// The gossip port (spec default).
 pub const PORT: u16 = 9000;
@@ -51,8 +52,25 @@ pub const ID: &str = match option_env!("TALLY_ID") {
 /// compiled: a bad key fails the build. Unset or empty: frames are not authenticated.
 pub const CLUSTER_KEY: Option<BuildKey> = settings::build_key(option_env!("TALLY_CLUSTER_KEY"));
 
-/// The node's memory: replica for 32 entries, 16 peers, 64-byte ids, two accepting sockets.
-pub type Tally = tally_embassy::State<NoopRawMutex>;
+/// Named counters the node holds (build-time `TALLY_COUNTERS`). The default fits the Pico
+/// W's RAM budget (README, "Boards"); more cost about 0.5 KB each with their cells.
+pub const COUNTERS: usize = settings::build_number(option_env!("TALLY_COUNTERS"), 2);
+/// Cells of the named counters, one per counter and node that wrote it (build-time
+/// `TALLY_COUNTER_CELLS`; default: 3 per counter). Each costs 40 B in the map and 2 × 162 B in
+/// the store's buffers.
+pub const CELLS: usize = settings::build_number(option_env!("TALLY_COUNTER_CELLS"), 3 * COUNTERS);
+/// Entry ids of the named counters' writers, shared by all of them.
+pub const COUNTER_IDS: usize = 4;
+const _: () = assert!(COUNTERS <= tally_board::persist::NAMED_KEYS);
+/// The counters each button counts on (build-time `TALLY_BUTTONS`, see
+/// [`tally_board::buttons`]); checked when this crate is compiled.
+pub const BUTTONS: &str = tally_board::buttons::checked(option_env!("TALLY_BUTTONS"));
+
+/// The named counters' stores.
+pub type Counters = FixedStores<COUNTERS, COUNTER_IDS, CELLS, 2>;
+/// The node's memory: replica for 32 entries, 16 peers, 64-byte ids and the named counters,
+/// two accepting sockets.
+pub type Tally = tally_embassy::State<NoopRawMutex, 32, 16, 64, 2, Counters>;
 /// The on-chip flash, async (DMA).
 pub type BoardFlash = Flash<'static, FLASH, Async, FLASH_SIZE>;
 
@@ -145,7 +163,7 @@ pub async fn run(
     link: impl tally_board::supervise::Link + tally_board::show::Led,
     watchdog: BoardWatchdog,
 ) -> ! {
-    static STORE: StaticCell<Store<BoardFlash>> = StaticCell::new();
+    static STORE: StaticCell<Store<BoardFlash, { work_size(CELLS) }>> = StaticCell::new();
     static STATE: StaticCell<Tally> = StaticCell::new();
     let Some(engine) = settings::keyed(engine, CLUSTER_KEY) else {
         // Not fed: the watchdog resets the board (a bad key fails the build, so this is not
@@ -159,6 +177,7 @@ pub async fn run(
         engine,
         port: PORT,
         peers: PEERS,
+        buttons: BUTTONS,
     };
     let board = tally_board::program::Board {
         flash,

@@ -138,7 +138,7 @@ fn main() -> ! {
     let Ok(mut store) = Store::new(flash::RamFlash::take(), 0..flash::SIZE as u32) else {
         finish(false)
     };
-    let opened = block_on(store.open::<8, 4, 32>(
+    let opened = block_on(store.open::<8, 4, 32, tally_core::named::Unnamed>(
         "mps2",
         Config::mcu(),
         SNAPSHOTS,
