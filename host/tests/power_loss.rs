@@ -1,9 +1,10 @@
 //! Power-loss test: a real `tally node` keeps its data directory on PowerFs
 //! (`tests/powerfs`), a FUSE file system that forgets every write not fsynced when the power
-//! is cut. Under 16 concurrent HTTP writers the node is killed (SIGKILL) at a random moment,
-//! the file system is unmounted, cut and mounted again, and the node restarts on what
-//! survived. Its total must be at least every increment acknowledged so far and at most every
-//! one sent.
+//! is cut. Under 16 concurrent HTTP writers — 4 on each of four of five counters, the default
+//! one and four named ones; the fifth rests that round, in turn, so that snapshots alone hold
+//! it — the node is killed (SIGKILL) at a random moment, the file system is unmounted, cut and
+//! mounted again, and the node restarts on what survived. Per counter, its total must be at
+//! least every increment acknowledged so far and at most every one sent.
 //!
 //! The total is the sum of the `inc` entries of `GET /state`, not the node's own entry: a node
 //! whose log came back empty counts under a new incarnation (README, "Durability"), so its
@@ -11,6 +12,16 @@
 //! node with no peers holds only entries of its own incarnations, each increment lands in
 //! exactly one of them, and only increments are sent, so that sum is exactly what it
 //! counted: a lost IDENTITY file alone loses nothing, a lost log shows as a loss.
+//!
+//! A named counter's total is its value, `GET /counters/{name}` (0 when it does not exist):
+//! the value sums the cells of every id that wrote to the name (`CounterMap::value`, each
+//! cell's increments above its floor; nothing is removed here, so every floor is 0), so the
+//! cells of an earlier incarnation still count after a new one starts, and the same argument
+//! makes it exactly what the node counted on that name. A build that acknowledged a named
+//! write before its NamedLocal record was fsynced, or whose snapshots dropped named cells
+//! (compaction then deletes the only copy), fails with a named counter's recovered value below
+//! its acknowledged count (the counter that rested in the round); the `--fsync never` run shows that the per-name check sees such a
+//! loss.
 //!
 //! The node creates its data directory itself (`data/` under the mount), and must make that
 //! durable too: the first cut would otherwise take the directory away with its log.
@@ -27,10 +38,11 @@
 
 mod common;
 
-use common::{get_json, start_node, xorshift, Load, Running};
+use common::{
+    counter_names, get_json, named_values, round_targets, start_node, xorshift, Counts, Load,
+    Running, Target,
+};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tally_powerfs::{Mounted, PowerFs};
 
@@ -108,18 +120,34 @@ fn metric(url: &str, name: &str) -> Option<u64> {
         .map(|v| v as u64)
 }
 
+/// One counter's figures at the end of a run.
+#[derive(Debug, Default)]
+struct PerCounter {
+    counter: String,
+    acked: u64,
+    sent: u64,
+    recovered: u64,
+    /// Acknowledged increments of this counter lost, summed over the cuts.
+    lost: u64,
+}
+
 /// What a run saw.
 #[derive(Debug, Default)]
 struct Figures {
     cuts: u64,
+    /// The default counter's acknowledged, sent and recovered increments.
     acked: u64,
     sent: u64,
     recovered: u64,
-    /// Cuts after which the node had fewer increments than it had before plus those
-    /// acknowledged since.
+    /// Every counter's, the default one first.
+    counters: Vec<PerCounter>,
+    /// Cuts after which the node had, on some counter, fewer increments than it had before
+    /// plus those acknowledged since.
     lossy_cuts: u64,
-    /// Acknowledged increments lost, summed over the cuts.
+    /// Acknowledged increments lost, summed over the cuts and the counters.
     lost: u64,
+    /// Of which on the named counters.
+    named_lost: u64,
     /// Entry ids the node counted under (one per incarnation).
     incarnations: usize,
     /// Snapshots the node reported just before each kill, summed.
@@ -132,8 +160,30 @@ struct Figures {
     fs: tally_powerfs::Stats,
 }
 
+/// What the node holds of each target: the default counter's total (see `total`) and each
+/// named counter's value; and the entry id it counts under.
+fn recovered(url: &str, targets: &[(Target, Counts)]) -> (Vec<u64>, String) {
+    let (default, id) = total(url);
+    let names: Vec<String> = targets
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Target::Named(n) => Some(n.clone()),
+            Target::Default => None,
+        })
+        .collect();
+    let mut named = named_values(url, &names).into_iter();
+    let values = targets
+        .iter()
+        .map(|(t, _)| match t {
+            Target::Default => default,
+            Target::Named(_) => named.next().unwrap(),
+        })
+        .collect();
+    (values, id)
+}
+
 /// Runs `cuts` power cuts of a node started with `--fsync fsync --snapshot-every every`.
-/// With `strict`, fails at the first cut that loses an acknowledged increment.
+/// With `strict`, fails at the first cut that loses an acknowledged increment of any counter.
 fn run(fsync: &str, every: &str, cuts: u64, strict: bool) -> Figures {
     let seed = std::env::var("TALLY_POWER_SEED")
         .ok()
@@ -141,37 +191,65 @@ fn run(fsync: &str, every: &str, cuts: u64, strict: bool) -> Figures {
         .unwrap_or_else(|| 0x9e37_79b9_u64 ^ u64::from(std::process::id()));
     let mut rng = seed | 1;
     let mut disk = Disk::new();
-    let (sent, acked) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut f = Figures::default();
+    let targets: Vec<(Target, Counts)> = std::iter::once(Target::Default)
+        .chain(counter_names().into_iter().map(Target::Named))
+        .map(|t| (t, Counts::default()))
+        .collect();
+    let mut f = Figures {
+        counters: targets
+            .iter()
+            .map(|(t, _)| PerCounter {
+                counter: t.label().to_string(),
+                ..PerCounter::default()
+            })
+            .collect(),
+        ..Figures::default()
+    };
     let mut ids = std::collections::BTreeSet::new();
-    let mut before = 0u64; // what the node held when this round's writes began
-    let mut round_acked = 0u64;
+    // Per counter: what the node held when this round's writes began, and what was
+    // acknowledged in the round.
+    let mut before = vec![0u64; targets.len()];
+    let mut round_acked = vec![0u64; targets.len()];
     for cut in 0..=cuts {
         let (mut node, url) = start(&disk.data, fsync, every);
-        let (recovered, id) = total(&url);
+        let (values, id) = recovered(&url, &targets);
         ids.insert(id);
-        let (s, a) = (sent.load(Ordering::SeqCst), acked.load(Ordering::SeqCst));
-        let lost = (before + round_acked).saturating_sub(recovered);
-        println!(
-            "[{fsync}] cut {cut:>3}: recovered {recovered:>7}, acknowledged {a:>7}, sent {s:>7}, \
-             lost {lost}"
-        );
-        assert!(
-            recovered <= s,
-            "cut {cut} (seed {seed}): recovered {recovered} > sent {s}"
-        );
-        if strict {
-            assert!(
-                a <= recovered,
-                "cut {cut} (seed {seed}): ACKNOWLEDGED INCREMENTS LOST: recovered {recovered}, \
-                 acknowledged {a}, sent {s}; last cut: {:?}; node log: {:?}",
-                disk.fs.stats().last_cut,
-                node.log.lock().unwrap()
+        let mut lossy = false;
+        for (k, ((target, counts), &recovered)) in targets.iter().zip(&values).enumerate() {
+            let (s, a) = (counts.sent(), counts.acked());
+            let lost = (before[k] + round_acked[k]).saturating_sub(recovered);
+            println!(
+                "[{fsync}] cut {cut:>3} {:>16.16}: recovered {recovered:>7}, acknowledged \
+                 {a:>7}, sent {s:>7}, lost {lost}",
+                target.label()
             );
+            assert!(
+                recovered <= s,
+                "cut {cut} (seed {seed}), counter {}: recovered {recovered} > sent {s}",
+                target.label()
+            );
+            if strict {
+                assert!(
+                    a <= recovered,
+                    "cut {cut} (seed {seed}), counter {}: ACKNOWLEDGED INCREMENTS LOST: \
+                     recovered {recovered}, acknowledged {a}, sent {s}; last cut: {:?}; node \
+                     log: {:?}",
+                    target.label(),
+                    disk.fs.stats().last_cut,
+                    node.log.lock().unwrap()
+                );
+            }
+            lossy |= lost > 0;
+            f.lost += lost;
+            if matches!(target, Target::Named(_)) {
+                f.named_lost += lost;
+            }
+            let c = &mut f.counters[k];
+            (c.acked, c.sent, c.recovered, c.lost) = (a, s, recovered, c.lost + lost);
+            before[k] = recovered;
         }
-        f.lossy_cuts += u64::from(lost > 0);
-        f.lost += lost;
-        f.recovered = recovered;
+        f.lossy_cuts += u64::from(lossy);
+        f.recovered = values[0];
         f.torn += node
             .log
             .lock()
@@ -182,23 +260,24 @@ fn run(fsync: &str, every: &str, cuts: u64, strict: bool) -> Figures {
         if cut == cuts {
             break;
         }
-        before = recovered;
-        let acked_before = acked.load(Ordering::SeqCst);
-        let load = Load::start(&url, WRITERS, &sent, &acked);
+        let acked_before: Vec<u64> = targets.iter().map(|(_, c)| c.acked()).collect();
+        let load = Load::spread(&url, WRITERS, &round_targets(&targets, cut));
         std::thread::sleep(Duration::from_millis(100 + xorshift(&mut rng) % 501));
         f.snapshots += metric(&url, "tally_wal_snapshots_total").unwrap_or(0);
         // SIGKILL: no clean shutdown, no final snapshot; then the power goes.
         node.kill();
         drop(load);
         drop(node);
-        round_acked = acked.load(Ordering::SeqCst) - acked_before;
+        for (k, (_, c)) in targets.iter().enumerate() {
+            round_acked[k] = c.acked() - acked_before[k];
+        }
         let report = disk.power_cut();
         f.discarded += report.bytes_discarded;
         f.vanished += report.objects_vanished;
         f.cuts += 1;
     }
-    f.acked = acked.load(Ordering::SeqCst);
-    f.sent = sent.load(Ordering::SeqCst);
+    f.acked = targets[0].1.acked();
+    f.sent = targets[0].1.sent();
     f.incarnations = ids.len();
     f.fs = disk.fs.stats();
     println!("[{fsync}] seed {seed}: {f:#?}");
@@ -217,7 +296,8 @@ fn power_loss_fsync_always_loses_nothing() {
     let started = Instant::now();
     let f = run("always", "50ms", cuts_from_env(), true);
     println!(
-        "fsync always: {} cuts, {} acknowledged, {} sent, {} recovered, {} lost ({:.1} s)",
+        "fsync always: {} cuts, default counter {} acknowledged, {} sent, {} recovered; \
+         {} lost over all counters ({:.1} s)",
         f.cuts,
         f.acked,
         f.sent,
@@ -225,9 +305,15 @@ fn power_loss_fsync_always_loses_nothing() {
         f.lost,
         started.elapsed().as_secs_f64()
     );
-    assert!(f.acked > 0, "the load produced acknowledged writes");
+    for c in &f.counters {
+        println!(
+            "fsync always, {:>16.16}: {} acknowledged, {} sent, {} recovered, {} lost",
+            c.counter, c.acked, c.sent, c.recovered, c.lost
+        );
+        assert!(c.acked > 0, "the load produced acknowledged writes: {c:?}");
+        assert!(c.acked <= c.recovered && c.recovered <= c.sent, "{c:?}");
+    }
     assert_eq!(f.lost, 0);
-    assert!(f.acked <= f.recovered && f.recovered <= f.sent, "{f:?}");
     // The harness did something: the node fsynced, snapshots compacted segments away, and
     // the cuts threw bytes away (what was written after the last fsync of each round).
     assert!(
@@ -245,14 +331,23 @@ fn power_loss_fsync_never_loses_acknowledged_writes() {
     // ever fsynced: each cut takes the whole round's increments with it. Three cuts are plenty.
     let f = run("never", "1h", 3, false);
     println!(
-        "fsync never: {} cuts, {} acknowledged, {} sent, {} recovered, {} acknowledged lost \
-         in {} cuts",
-        f.cuts, f.acked, f.sent, f.recovered, f.lost, f.lossy_cuts
+        "fsync never: {} cuts, default counter {} acknowledged, {} sent, {} recovered; {} \
+         acknowledged lost over all counters ({} of them named) in {} cuts",
+        f.cuts, f.acked, f.sent, f.recovered, f.lost, f.named_lost, f.lossy_cuts
     );
-    assert!(f.acked > 0, "the load produced acknowledged writes");
+    assert!(
+        f.counters.iter().all(|c| c.acked > 0),
+        "the load produced acknowledged writes to every counter: {f:?}"
+    );
     assert!(
         f.lossy_cuts >= 1 && f.lost > 0,
         "the harness must see a loss when nothing is fsynced: {f:?}"
+    );
+    // The per-name check sees it too (the named counters' records are as unsynced as the
+    // default counter's).
+    assert!(
+        f.named_lost > 0,
+        "the harness must see named counters lose when nothing is fsynced: {f:?}"
     );
     assert!(f.discarded > 0, "{f:?}");
 }

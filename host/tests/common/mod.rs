@@ -1,6 +1,6 @@
 //! What the real-process tests share: a `tally node` child that is killed on drop and whose
-//! output is read to the end, and a pool of HTTP writers that count what they sent and what
-//! was acknowledged.
+//! output is read to the end, and a pool of HTTP writers that count, per counter (the default
+//! one or named ones), what they sent and what was acknowledged.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -92,6 +92,119 @@ pub fn xorshift(state: &mut u64) -> u64 {
     *state
 }
 
+/// What a pool of writers posts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The default counter: `POST /increment`, no body (1 each).
+    Default,
+    /// A named counter: `POST /counters/{name}/increment` with `{"by": N}`, N in 1..=3.
+    Named(String),
+}
+
+impl Target {
+    /// The route a writer posts to, below the node's URL.
+    pub fn path(&self) -> String {
+        match self {
+            Target::Default => "/increment".to_string(),
+            Target::Named(name) => format!("/counters/{name}/increment"),
+        }
+    }
+
+    /// How the figures name it.
+    pub fn label(&self) -> &str {
+        match self {
+            Target::Default => "(default)",
+            Target::Named(name) => name,
+        }
+    }
+}
+
+/// Named counters for the loads: names of each kind of byte a name may hold, one of the
+/// longest (64 bytes).
+pub fn counter_names() -> Vec<String> {
+    let long = format!("long-{}", "x".repeat(59));
+    assert_eq!(long.len(), 64);
+    vec!["doors".into(), "gate-2".into(), "v1.0_hits".into(), long]
+}
+
+/// What the writers of one target sent (counted before sending) and what was acknowledged
+/// (2xx), in units of the counter's value (the sum of the `by`s).
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    pub sent: Arc<AtomicU64>,
+    pub acked: Arc<AtomicU64>,
+}
+
+impl Counts {
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+}
+
+/// The value of named counter `name` on the node at `url`: `GET /counters/{name}`, 0 when it
+/// does not exist (404: never written, or lost).
+pub fn named_value(url: &str, name: &str) -> u64 {
+    let r = reqwest::blocking::get(format!("{url}/counters/{name}")).unwrap();
+    if r.status() == reqwest::StatusCode::NOT_FOUND {
+        return 0;
+    }
+    assert!(
+        r.status().is_success(),
+        "GET /counters/{name}: {}",
+        r.status()
+    );
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["name"].as_str(), Some(name), "{v}");
+    v["value"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a non-negative value: {v}"))
+}
+
+/// The values of the named counters `names` (0 for one that does not exist), checked against
+/// `GET /counters`, which must list exactly those of them that exist, with the same values
+/// (nothing writes while it is read).
+pub fn named_values(url: &str, names: &[String]) -> Vec<u64> {
+    let values: Vec<u64> = names.iter().map(|n| named_value(url, n)).collect();
+    let list = get_json(&format!("{url}/counters"));
+    let listed = list["counters"].as_object().expect("a counters map");
+    let expected: std::collections::BTreeMap<&str, u64> = names
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| **v > 0)
+        .map(|(n, v)| (n.as_str(), *v))
+        .collect();
+    let got: std::collections::BTreeMap<&str, u64> = listed
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        got, expected,
+        "GET /counters agrees with GET /counters/{{name}}: {list}"
+    );
+    values
+}
+
+/// The targets written in round `round`: all in round 0, then all but one, which rests
+/// (`targets[(round - 1) % len]`: each in turn). Under steady writes every counter gets a record after each snapshot, and since records
+/// carry absolute totals the latest one alone recovers the counter; a counter left idle while
+/// snapshots compact the log is held by the snapshot alone, so a snapshot that dropped it
+/// shows as a loss.
+pub fn round_targets(targets: &[(Target, Counts)], round: u64) -> Vec<(Target, Counts)> {
+    let idle = round
+        .checked_sub(1)
+        .map(|r| (r % targets.len() as u64) as usize);
+    targets
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| Some(*k) != idle)
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
 /// The writers: threads with a keep-alive client each, posting increments and counting what
 /// they sent (before sending) and what was acknowledged (2xx). Dropping it stops and joins them.
 pub struct Load {
@@ -100,22 +213,43 @@ pub struct Load {
 }
 
 impl Load {
+    /// `writers` writers on the default counter.
     pub fn start(url: &str, writers: usize, sent: &Arc<AtomicU64>, acked: &Arc<AtomicU64>) -> Load {
+        let counts = Counts {
+            sent: Arc::clone(sent),
+            acked: Arc::clone(acked),
+        };
+        Load::spread(url, writers, &[(Target::Default, counts)])
+    }
+
+    /// `writers` writers spread over `targets` in turn (writer `w` posts to target
+    /// `w % targets.len()`), each counting into its target's `Counts`.
+    pub fn spread(url: &str, writers: usize, targets: &[(Target, Counts)]) -> Load {
+        assert!(!targets.is_empty());
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..writers)
-            .map(|_| {
-                let (url, stop) = (format!("{url}/increment"), Arc::clone(&stop));
-                let (sent, acked) = (Arc::clone(sent), Arc::clone(acked));
+            .map(|w| {
+                let (target, counts) = targets[w % targets.len()].clone();
+                let url = format!("{url}{}", target.path());
+                let stop = Arc::clone(&stop);
                 std::thread::spawn(move || {
                     let client = reqwest::blocking::Client::builder()
                         .timeout(Duration::from_secs(10))
                         .build()
                         .unwrap();
+                    let mut rng = 0x2545_f491_u64 + w as u64;
                     while !stop.load(Ordering::SeqCst) {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        match client.post(&url).send() {
+                        let (request, by) = match target {
+                            Target::Default => (client.post(&url), 1),
+                            Target::Named(_) => {
+                                let by = 1 + xorshift(&mut rng) % 3;
+                                (client.post(&url).body(format!("{{\"by\": {by}}}")), by)
+                            }
+                        };
+                        counts.sent.fetch_add(by, Ordering::SeqCst);
+                        match request.send() {
                             Ok(r) if r.status().is_success() => {
-                                acked.fetch_add(1, Ordering::SeqCst);
+                                counts.acked.fetch_add(by, Ordering::SeqCst);
                             }
                             Ok(_) => {}
                             // The node is gone (killed): wait for the stop.
