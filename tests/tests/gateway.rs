@@ -518,6 +518,16 @@ async fn named_counters_go_through_the_gateway() {
         (400, Some("bad_name")),
         "{body}"
     );
+    // `.` and `..` are names, but a forwarded URL would resolve them (`/counters/../increment`
+    // is `/increment`): refused, and nothing is written (the default counter stays 0 below).
+    for dots in [".", ".."] {
+        let (status, body) = raw_post(&gw.url(""), &format!("/counters/{dots}/increment")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_name")),
+            "{dots}: {body}"
+        );
+    }
     // Writes were spread over the nodes; every node agrees on the sum.
     let deadline = Instant::now() + PATIENT;
     loop {
@@ -544,4 +554,139 @@ async fn named_counters_go_through_the_gateway() {
     for s in services {
         s.stop().await;
     }
+}
+
+/// `GET /cluster` carries the named counters: every node's values and, per counter, whether
+/// the healthy nodes agree; at most the first 100 names in byte order, with the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_shows_named_counters_and_their_convergence() {
+    // `a` and `b` gossip; `c` has no peers, so it never learns their writes (nor they its).
+    let mut services = nodes(2).await;
+    services.push(node_on("127.0.0.1:0".parse().unwrap(), Vec::new()).await);
+    let (a, b, c) = (services[0].url(), services[1].url(), services[2].url());
+    let gw = Gateway::start(static_nodes(&services)).await;
+    let cluster = || async {
+        let (status, body, _) = get(&gw.url("/cluster")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    // A node's named counters in a `/cluster` answer, by its URL (the order is the gateway's).
+    let named = |cluster: &Value, url: &str| {
+        cluster["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["url"] == url)
+            .map(|n| n["counters"].clone())
+    };
+    eventually(
+        "/cluster shows three nodes and no named counter",
+        || async {
+            let c = cluster().await;
+            c["healthy"] == 3
+                && c["counters"] == serde_json::json!({})
+                && c["counters_total"] == 0
+                && c["counters_converged"] == true
+                && c["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n["counters"] == serde_json::json!({}) && n["counters_total"] == 0)
+        },
+    )
+    .await;
+
+    let write = |url: String, name: &'static str, by: u32| async move {
+        let body = format!(r#"{{"by": {by}}}"#);
+        let (status, answer, _) =
+            post(&format!("{url}/counters/{name}/increment"), Some(&body)).await;
+        assert_eq!(status, 200, "{answer}");
+    };
+    write(a.clone(), "doors", 2).await;
+    write(c.clone(), "lights", 1).await;
+    // `doors` reached `b` but not `c`, `lights` is only on `c`: neither has converged.
+    eventually("/cluster shows two unconverged counters", || async {
+        let v = cluster().await;
+        v["counters"]
+            == serde_json::json!({
+                "doors": {"converged": false, "value": null},
+                "lights": {"converged": false, "value": null},
+            })
+            && v["counters_total"] == 2
+            && v["counters_converged"] == false
+            && named(&v, &a) == Some(serde_json::json!({"doors": 2}))
+            && named(&v, &b) == Some(serde_json::json!({"doors": 2}))
+            && named(&v, &c) == Some(serde_json::json!({"lights": 1}))
+            // The default counter is not affected.
+            && v["converged"] == true
+    })
+    .await;
+    // The same values everywhere (written separately on each side): converged, per counter.
+    write(c.clone(), "doors", 2).await;
+    write(a.clone(), "lights", 1).await;
+    eventually("/cluster shows both counters converged", || async {
+        let v = cluster().await;
+        v["counters"]
+            == serde_json::json!({
+                "doors": {"converged": true, "value": 2},
+                "lights": {"converged": true, "value": 1},
+            })
+            && v["counters_converged"] == true
+            && v["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n["counters"] == serde_json::json!({"doors": 2, "lights": 1}))
+    })
+    .await;
+
+    // 105 more names on both sides: 107 in all, the first 100 by name shown.
+    for i in 0..105 {
+        for url in [&a, &c] {
+            let (status, answer, _) =
+                post(&format!("{url}/counters/n{i:03}/increment"), None).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    eventually("/cluster shows the first 100 of 107 counters", || async {
+        let v = cluster().await;
+        let shown = v["counters"].as_object().unwrap();
+        let nodes = v["nodes"].as_array().unwrap();
+        v["counters_total"] == 107
+            && v["counters_converged"] == true
+            && shown.len() == 100
+            && shown.keys().next().map(String::as_str) == Some("doors")
+            && shown.keys().next_back().map(String::as_str) == Some("n097")
+            && shown.values().all(|c| c["converged"] == true)
+            && nodes.iter().all(|n| {
+                n["counters_total"] == 107
+                    && n["counters"].as_object().unwrap().len() == 100
+                    && n["counters"].get("n098").is_none()
+            })
+    })
+    .await;
+    gw.stop().await;
+    for s in services {
+        s.stop().await;
+    }
+}
+
+/// `POST PATH` with the path sent as it is (an HTTP client would resolve `.` and `..`).
+async fn raw_post(base: &str, path: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

@@ -5,7 +5,9 @@
 //! | `GET /counter` | a node's `{"value", "node"}` (retried on the next node on failure) |
 //! | `POST /increment`, `POST /decrement` | optional `{"by": N}`, validated as the node does ([`crate::http::parse_by`]) → the node's answer |
 //! | `GET /nodes` | `[{"url", "healthy", "id", "fails", "last_error", "latency_ms", "last_value", "last_ok_ms_ago", "last_check_ms_ago", "requests", "errors"}]` |
-//! | `GET /cluster` | every node's value, peers and frame counters, and `converged` |
+//! | `GET /counters`, `GET /counters/{NAME}` | a node's answer (retried on the next node on failure) |
+//! | `POST /counters/{NAME}/increment`, `.../decrement` | as `POST /increment`, for a named counter (the name checked first: 400 `bad_name`) |
+//! | `GET /cluster` | every node's value, peers, frame counters and named counters; `converged`, and per named counter `{"converged", "value"}` for the first 100 names (`counters_total`, `counters_converged`): see `overview.rs` |
 //! | `GET /health` | `{"status": "ok"/"degraded"/"unavailable", "role": "gateway", "nodes", "healthy"}`; 503 when no node is healthy |
 //! | `GET /metrics` | Prometheus text (gateway and per-node series) |
 //! | `GET /` | the dashboard (one offline page, no external assets) |

@@ -141,10 +141,20 @@ async fn counters(State(gateway): State<GatewayHandle>, headers: HeaderMap) -> R
 }
 
 /// A checked counter name (so that a forwarded path is always one route of the node).
+/// `.` and `..` are valid names but cannot be forwarded: the HTTP client resolves them as dot
+/// segments (`/counters/../increment` would be the default counter's `/increment`), so they
+/// are refused here too.
 fn counter_name(name: &str) -> Result<&str, ApiError> {
     tally_core::named::CounterName::new(name)
-        .map(|_| name)
-        .map_err(|e| ApiError::bad_request(e.to_string()).with_code("bad_name"))
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_code("bad_name"))?;
+    if name == "." || name == ".." {
+        return Err(ApiError::bad_request(format!(
+            "the gateway cannot forward the counter name {name:?} (URLs resolve it as a path \
+             segment); write it on a node directly"
+        ))
+        .with_code("bad_name"));
+    }
+    Ok(name)
 }
 
 /// `GET /counters/{name}`, retried on the other nodes.

@@ -1,10 +1,17 @@
 // Tally dashboard: polls the server it was loaded from every 500 ms.
-// Gateway: GET /cluster (every node). Single node: GET /counter, /peers, /metrics.
+// Gateway: GET /cluster (every node). Single node: GET /counter, /counters, /peers, /metrics.
 "use strict";
 
 (function () {
   const POLL_MS = 500;
   const TIMEOUT_MS = 2000;
+  // As many named counters as the gateway's GET /cluster carries (the first by name).
+  const COUNTERS_SHOWN = 100;
+  // A counter name, as the nodes check it (they check again).
+  const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
+  // A browser resolves "." and ".." in a URL path, so /counters/../increment would be another
+  // route: such names are valid but cannot be written from here (nor through the gateway).
+  const unaddressable = (name) => name === "." || name === "..";
   const $ = (id) => document.getElementById(id);
 
   let mode = null; // "gateway" | "node"
@@ -65,18 +72,34 @@
     const t0 = performance.now();
     const counter = await getJson("/counter");
     const latency = performance.now() - t0;
-    const [peers, frames] = await Promise.all([
+    const [peers, frames, list] = await Promise.all([
       getJson("/peers").catch(() => null),
       fetchWithTimeout("/metrics")
         .then((r) => (r.ok ? r.text() : ""))
         .then(parseFrames)
         .catch(() => null),
+      getJson("/counters").catch(() => null),
     ]);
+    // The same shape as the gateway's: the first COUNTERS_SHOWN names, and how many in all.
+    let named = null, total = null;
+    const counters = {};
+    if (list && list.counters) {
+      const names = Object.keys(list.counters).sort();
+      total = names.length;
+      named = {};
+      for (const name of names.slice(0, COUNTERS_SHOWN)) {
+        named[name] = list.counters[name];
+        counters[name] = { converged: null, value: list.counters[name] };
+      }
+    }
     const node = {
       url: location.origin, healthy: true, id: counter.node, value: counter.value,
-      latency_ms: latency, peers, frames, error: null,
+      latency_ms: latency, peers, frames, counters: named, counters_total: total, error: null,
     };
-    return { nodes: [node], converged: null, value: counter.value, healthy: 1, total: 1 };
+    return {
+      nodes: [node], converged: null, value: counter.value, healthy: 1, total: 1,
+      counters, counters_total: total || 0, counters_converged: null,
+    };
   }
 
   function rates(node, now) {
@@ -197,6 +220,137 @@
     $("stat-healthy").textContent = snapshot.healthy + " / " + snapshot.total;
     $("stat-fps-in").textContent = fmtRate(totalIn);
     $("stat-fps-out").textContent = fmtRate(totalOut);
+    renderCounters(snapshot);
+  }
+
+  // One table row per named counter shown: name, value, convergence, each node's value, and
+  // the row's own −1 / +1 buttons. Rows and cells are kept across polls (never rebuilt), so a
+  // click is never lost to a re-render.
+  function counterRow(name) {
+    const body = $("counters-body");
+    for (const tr of body.children) if (tr.dataset.counter === name) return tr;
+    const tr = document.createElement("tr");
+    tr.dataset.counter = name;
+    tr.innerHTML =
+      '<td class="name"></td>' +
+      '<td class="value" data-role="counter-value" data-value="">–</td>' +
+      '<td><span class="pill small" data-role="counter-converged" data-converged="">–</span></td>' +
+      '<td class="actions">' +
+      '<button class="btn small" type="button" data-action="decrement">−1</button>' +
+      '<button class="btn small primary" type="button" data-action="increment">+1</button></td>';
+    tr.querySelector(".name").textContent = name;
+    const blocked = unaddressable(name);
+    for (const b of tr.querySelectorAll("button")) {
+      b.dataset.counter = name;
+      b.disabled = blocked;
+      b.title = blocked ? "a browser cannot address this name: write it on a node (curl --path-as-is)"
+        : "POST /counters/" + name + "/" + b.dataset.action + ' {"by": 1}';
+    }
+    // Keep the rows in byte order of the names.
+    const next = Array.from(body.children).find((other) => other.dataset.counter > name);
+    body.insertBefore(tr, next || null);
+    return tr;
+  }
+
+  function renderCounters(snapshot) {
+    const shown = snapshot.counters || {};
+    const names = Object.keys(shown).sort();
+    const nodes = snapshot.nodes;
+    const columns = nodes.map((n) => n.url).join(" ");
+    const head = $("counters-head");
+    if (head.dataset.columns !== columns || !head.children.length) {
+      head.dataset.columns = columns;
+      head.innerHTML = "<th>name</th><th>value</th><th>state</th>" +
+        nodes.map((n) => '<th class="node-col" title="' + esc(n.url) + '">' + esc(n.id || n.url) + "</th>").join("") +
+        "<th></th>";
+    } else {
+      // Ids can arrive after the first poll.
+      nodes.forEach((n, i) => {
+        const th = head.children[3 + i];
+        if (th && th.textContent !== (n.id || n.url)) th.textContent = n.id || n.url;
+      });
+    }
+    const keep = new Set(names);
+    for (const tr of Array.from($("counters-body").children)) {
+      if (!keep.has(tr.dataset.counter)) tr.remove();
+    }
+    for (const name of names) {
+      const tr = counterRow(name);
+      const view = shown[name] || {};
+      // Each node's value of it: a cell per node, rebuilt only when the nodes change.
+      let cells = Array.from(tr.querySelectorAll('[data-role="counter-node"]'));
+      if (cells.map((c) => c.dataset.node).join(" ") !== columns) {
+        cells.forEach((c) => c.remove());
+        const actions = tr.querySelector(".actions");
+        cells = nodes.map((n) => {
+          const td = document.createElement("td");
+          td.className = "node-col";
+          td.dataset.role = "counter-node";
+          td.dataset.node = n.url;
+          tr.insertBefore(td, actions);
+          return td;
+        });
+      }
+      const values = [];
+      nodes.forEach((n, i) => {
+        const td = cells[i];
+        const has = n.counters != null && Object.prototype.hasOwnProperty.call(n.counters, name);
+        const v = has ? String(n.counters[name]) : "";
+        td.dataset.value = v;
+        td.textContent = has ? v : n.healthy && n.counters != null ? "absent" : "–";
+        td.classList.toggle("missing", !has);
+        if (n.healthy && has) values.push(v);
+      });
+      const valueEl = tr.querySelector('[data-role="counter-value"]');
+      const mark = tr.querySelector('[data-role="counter-converged"]');
+      let value;
+      if (view.converged === true) {
+        value = String(view.value);
+        mark.dataset.converged = "true";
+        mark.textContent = "✓ converged";
+        mark.title = "every healthy node holds it with this value";
+      } else if (view.converged === false) {
+        // Like the default counter: the highest value any node reports, while they differ.
+        value = values.length ? String(values.map(Number).reduce((a, b) => Math.max(a, b))) : "";
+        const missing = nodes.filter((n) => n.healthy).length - values.length;
+        mark.dataset.converged = "false";
+        mark.textContent = "converging";
+        mark.title = new Set(values).size + " different values" +
+          (missing > 0 ? ", " + missing + " node(s) without it (or not read)" : "");
+      } else {
+        value = view.value == null ? "" : String(view.value);
+        mark.dataset.converged = "";
+        mark.textContent = "single node";
+        mark.title = "Convergence needs every node: open the gateway's dashboard.";
+      }
+      const before = valueEl.dataset.value;
+      valueEl.dataset.value = value;
+      valueEl.textContent = value === "" ? "–" : value;
+      if (before !== "" && before !== value) {
+        valueEl.classList.add("changed");
+        setTimeout(() => valueEl.classList.remove("changed"), 700);
+      }
+      for (const td of cells) {
+        td.classList.toggle("lagging", view.converged === false && td.dataset.value !== "" && td.dataset.value !== value);
+      }
+    }
+    $("counters-empty").hidden = names.length > 0;
+    const total = snapshot.counters_total || names.length;
+    const more = $("counters-more");
+    more.hidden = total <= names.length;
+    more.textContent = "showing the first " + names.length + " of " + total +
+      " named counters, by name (the dashboard shows at most " + COUNTERS_SHOWN + ")";
+    const all = $("counters-convergence");
+    if (mode === "node") {
+      all.dataset.converged = "";
+      all.textContent = total + " on this node";
+    } else if (snapshot.counters_converged === true) {
+      all.dataset.converged = "true";
+      all.textContent = total === 1 ? "✓ converged" : "✓ all " + total + " agree";
+    } else {
+      all.dataset.converged = "false";
+      all.textContent = "converging";
+    }
   }
 
   function setConnection(ok, text) {
@@ -246,13 +400,67 @@
     }
   }
 
+  // The outcome of a named write in #counter-result; data-seq counts the writes started.
+  function counterResult(ok, text) {
+    const result = $("counter-result");
+    result.dataset.ok = String(ok);
+    result.textContent = text;
+  }
+
+  async function changeNamed(name, op, by, buttons) {
+    const result = $("counter-result");
+    result.dataset.seq = String(Number(result.dataset.seq || "0") + 1);
+    delete result.dataset.ok;
+    if (!NAME_RE.test(name)) {
+      counterResult(false, "not a counter name: 1–64 characters of A–Z a–z 0–9 . _ -");
+      return;
+    }
+    if (unaddressable(name)) {
+      counterResult(false, "\"" + name + "\" cannot be written from a browser (it resolves . and .. in URLs): write it on a node (curl --path-as-is)");
+      return;
+    }
+    if (!Number.isSafeInteger(by) || by < 1) {
+      counterResult(false, "by: a whole number from 1 to 2^53−1");
+      return;
+    }
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const r = await fetchWithTimeout("/counters/" + encodeURIComponent(name) + "/" + op, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ by }),
+      });
+      const body = await r.json().catch(() => ({}));
+      if (r.ok) {
+        counterResult(true, name + " " + (op === "increment" ? "+" : "−") + by + " → " + body.value +
+          " on " + (body.node || "node"));
+      } else {
+        counterResult(false, "HTTP " + r.status + ": " + (body.error || "error"));
+      }
+    } catch (e) {
+      counterResult(false, "request failed: " + e.message);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
   async function start() {
     mode = await probe();
     document.body.dataset.mode = mode;
     $("mode").textContent = mode === "gateway" ? "gateway · all nodes" : "single node";
-    $("source").textContent = location.origin + (mode === "gateway" ? "/cluster" : " (/counter, /peers, /metrics)");
+    $("source").textContent = location.origin + (mode === "gateway" ? "/cluster" : " (/counter, /counters, /peers, /metrics)");
     $("inc").addEventListener("click", () => change("/increment"));
     $("dec").addEventListener("click", () => change("/decrement"));
+    $("counter-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const name = $("counter-name").value.trim();
+      const by = Number($("counter-by").value || "1");
+      changeNamed(name, "increment", by, [$("counter-inc")]);
+    });
+    $("counters-body").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action]");
+      if (b && !b.disabled) changeNamed(b.dataset.counter, b.dataset.action, 1, [b]);
+    });
     poll();
   }
 
