@@ -304,3 +304,37 @@ mod wire {
         }
     }
 }
+
+#[test]
+fn a_reserved_counter_keeps_its_place_and_is_invisible_until_written() {
+    let mut m = FixedCounterMap::<2, 4, 4, 16>::new();
+    let empty = m.digest();
+    assert_eq!(m.reserve("doors"), Ok(()));
+    assert_eq!(m.reserve("doors"), Ok(()), "reserving twice is one reservation");
+    assert_eq!(m.value("doors"), None, "not shown");
+    assert_eq!(m.counters().count(), 0);
+    assert_eq!(m.digest(), empty, "the digest does not see it");
+    assert_eq!(m.cells().count(), 0, "nothing to send");
+    let t = Totals {
+        inc: 5,
+        ..Totals::default()
+    };
+    // Peers' counters take the one place left, and no more.
+    let report = m
+        .merge_each([("a", "h#1", t), ("b", "h#1", t)].into_iter())
+        .unwrap();
+    assert!(report.changed);
+    assert_eq!(report.refused, 1);
+    assert_eq!(m.value("a"), Some(5));
+    assert_eq!(m.value("b"), None);
+    // The reserved counter is written: it counts.
+    assert_eq!(m.apply("doors", "me#1", 2, 0), Ok(2));
+    assert_eq!(m.value("doors"), Some(2));
+    // A full table refuses a new reservation and changes nothing; bad names are refused.
+    let before = (state_of(&m), m.names_len());
+    assert_eq!(before.1, 2);
+    assert_eq!(m.reserve("c"), Err(MapError::TooManyCounters));
+    assert!(matches!(m.reserve(".."), Err(MapError::BadName(_))));
+    assert!(matches!(m.reserve("."), Err(MapError::BadName(_))));
+    assert_eq!((state_of(&m), m.names_len()), before);
+}

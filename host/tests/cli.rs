@@ -153,6 +153,12 @@ fn cluster_inc_and_get_agree() {
     let (code, _, err) = tally(&["inc", "no/slash", "--node", &urls[2]]);
     assert_eq!(code, 2, "a bad name is bad usage: {err}");
     assert!(err.contains("not a counter name"), "{err}");
+    // `..` would be resolved away by the URL (`/counters/../increment` is the default
+    // counter's route): it is no name, and the default counter stays as it was.
+    let before = tally(&["get", "--node", &urls[2]]).1;
+    let (code, _, err) = tally(&["inc", "..", "--node", &urls[2]]);
+    assert_eq!(code, 2, "`..` is bad usage: {err}");
+    assert_eq!(tally(&["get", "--node", &urls[2]]).1, before);
 }
 
 #[test]

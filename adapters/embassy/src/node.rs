@@ -181,6 +181,15 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStor
         Ok(written)
     }
 
+    /// Reserves a place for named counter `name` before its first write, so that counters
+    /// merged from peers cannot take every place (a board does this for the counters its
+    /// buttons count on). Refused when the name is bad or the map holds no more counters.
+    pub fn reserve_named(&self, name: &str) -> Result<(), NodeError> {
+        self.node_state
+            .replica(|r| r.reserve_named(name))
+            .map_err(NodeError::Counter)
+    }
+
     /// The value of named counter `name` as this node knows it (committed writes only);
     /// `None` when the node shows no such counter.
     pub fn named_value(&self, name: &str) -> Option<i128> {

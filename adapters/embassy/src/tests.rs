@@ -189,9 +189,15 @@ fn named_counters_count_apart_and_a_full_map_refuses_clearly() {
     let node = Node {
         node_state: &node_state,
     };
+    assert_eq!(node.reserve_named("doors"), Ok(()));
+    assert_eq!(node.named_value("doors"), None, "a reservation shows nothing");
     assert_eq!(node.increment_named("doors", 3), Ok(Write::Committed(3)));
     assert_eq!(node.decrement_named("doors", 1), Ok(Write::Committed(2)));
     assert_eq!(node.increment_named("parts", 7), Ok(Write::Committed(7)));
+    assert_eq!(
+        node.reserve_named("third"),
+        Err(NodeError::Counter(MapError::TooManyCounters))
+    );
     assert!(
         node_state.named_changed.signaled(),
         "named changes are signalled"

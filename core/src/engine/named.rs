@@ -45,6 +45,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         r
     }
 
+    /// Reserves a place for counter `name` (see [`CounterMap::reserve`]).
+    pub fn reserve_named(&mut self, name: &str) -> Result<(), MapError> {
+        self.named.reserve(name)
+    }
+
     /// Removes counter `name` as observed here (see [`CounterMap::remove`]).
     pub fn remove_named(&mut self, name: &str) -> bool {
         let removed = self.named_op(|m| m.remove(name));

@@ -364,6 +364,27 @@ impl<const L: usize, M: MapStores<L>> CounterMap<L, M> {
         Ok(self.value(name).unwrap_or(0))
     }
 
+    /// Holds a place for counter `name` before anything is written to it: a board reserves the
+    /// counters its buttons count on, so that counters merged from peers cannot take every
+    /// place first. A reserved counter is not shown, holds no cell, and changes neither the
+    /// digest nor what is sent until written; it counts toward the counter limit. Refused
+    /// (changing nothing) when the name is bad or the counter table is full.
+    pub fn reserve(&mut self, name: &str) -> Result<(), MapError> {
+        let counter = CounterName::new(name).map_err(MapError::BadName)?;
+        let Err(at) = self.name_index(name) else {
+            return Ok(());
+        };
+        if self.names.len() >= self.names.max_len().min(usize::from(u16::MAX)) {
+            return Err(MapError::TooManyCounters);
+        }
+        let at16 = u16::try_from(at).map_err(|_| MapError::TooManyCounters)?;
+        self.names
+            .try_insert(at, counter)
+            .map_err(|_| MapError::TooManyCounters)?;
+        self.shift_cells(|c| &mut c.name, at16);
+        Ok(())
+    }
+
     /// Removes counter `name` as observed here: everything it holds now stops counting; what
     /// other nodes add concurrently still counts. Returns false when it was not shown.
     pub fn remove(&mut self, name: &str) -> bool {

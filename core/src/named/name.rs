@@ -13,6 +13,8 @@ pub enum NameError {
     TooLong,
     /// A byte outside `[A-Za-z0-9._-]`.
     BadByte(u8),
+    /// `.` or `..`: a URL path or a file path would resolve them away.
+    DotSegment,
 }
 
 impl NameError {
@@ -31,13 +33,14 @@ impl core::fmt::Display for NameError {
                 f,
                 "byte 0x{b:02x} is not allowed in a counter name (only A-Z a-z 0-9 . _ -)"
             ),
+            NameError::DotSegment => f.write_str("a counter name may not be . or .."),
         }
     }
 }
 
 impl core::error::Error for NameError {}
 
-/// A valid counter name: 1–64 bytes of `[A-Za-z0-9._-]`.
+/// A valid counter name: 1–64 bytes of `[A-Za-z0-9._-]`, other than `.` and `..`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CounterName {
@@ -60,6 +63,9 @@ impl CounterName {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')))
         {
             return Err(NameError::BadByte(bad));
+        }
+        if b == b"." || b == b".." {
+            return Err(NameError::DotSegment);
         }
         let mut bytes = [0u8; MAX_NAME];
         bytes

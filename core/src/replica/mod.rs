@@ -449,6 +449,12 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
         Ok(true)
     }
 
+    /// Reserves a place for named counter `name` before its first write (see
+    /// [`CounterMap::reserve`]); nothing is persisted (a board reserves again at boot).
+    pub fn reserve_named(&mut self, name: &str) -> Result<(), MapError> {
+        self.engine.reserve_named(name)
+    }
+
     /// The named counters (committed writes only).
     pub fn named(&self) -> &CounterMap<L, M> {
         self.engine.named()

@@ -125,6 +125,12 @@ where
             Buttons::DEFAULT
         }
     };
+    // The buttons' counters keep their places: counters merged from peers take only the rest.
+    for name in buttons.named() {
+        if let Err(e) = node.reserve_named(name.as_str()) {
+            warn!("cannot reserve counter {}: {}", name.as_str(), e);
+        }
+    }
     let outcome = select4(
         parts.runner.run(&mut board.rng),
         persisting(parts.persist),

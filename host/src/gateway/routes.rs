@@ -140,20 +140,11 @@ async fn counters(State(gateway): State<GatewayHandle>, headers: HeaderMap) -> R
     forward(gateway.read("/counters", "/counters", auth).await)
 }
 
-/// A checked counter name (so that a forwarded path is always one route of the node).
-/// `.` and `..` are valid names but cannot be forwarded: the HTTP client resolves them as dot
-/// segments (`/counters/../increment` would be the default counter's `/increment`), so they
-/// are refused here too.
+/// A checked counter name (so that a forwarded path is always one route of the node; `.` and
+/// `..`, which a URL path would resolve away, are not names).
 fn counter_name(name: &str) -> Result<&str, ApiError> {
     tally_core::named::CounterName::new(name)
         .map_err(|e| ApiError::bad_request(e.to_string()).with_code("bad_name"))?;
-    if name == "." || name == ".." {
-        return Err(ApiError::bad_request(format!(
-            "the gateway cannot forward the counter name {name:?} (URLs resolve it as a path \
-             segment); write it on a node directly"
-        ))
-        .with_code("bad_name"));
-    }
     Ok(name)
 }
 
