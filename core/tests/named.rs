@@ -310,7 +310,11 @@ fn a_reserved_counter_keeps_its_place_and_is_invisible_until_written() {
     let mut m = FixedCounterMap::<2, 4, 4, 16>::new();
     let empty = m.digest();
     assert_eq!(m.reserve("doors"), Ok(()));
-    assert_eq!(m.reserve("doors"), Ok(()), "reserving twice is one reservation");
+    assert_eq!(
+        m.reserve("doors"),
+        Ok(()),
+        "reserving twice is one reservation"
+    );
     assert_eq!(m.value("doors"), None, "not shown");
     assert_eq!(m.counters().count(), 0);
     assert_eq!(m.digest(), empty, "the digest does not see it");

@@ -190,7 +190,11 @@ fn named_counters_count_apart_and_a_full_map_refuses_clearly() {
         node_state: &node_state,
     };
     assert_eq!(node.reserve_named("doors"), Ok(()));
-    assert_eq!(node.named_value("doors"), None, "a reservation shows nothing");
+    assert_eq!(
+        node.named_value("doors"),
+        None,
+        "a reservation shows nothing"
+    );
     assert_eq!(node.increment_named("doors", 3), Ok(Write::Committed(3)));
     assert_eq!(node.decrement_named("doors", 1), Ok(Write::Committed(2)));
     assert_eq!(node.increment_named("parts", 7), Ok(Write::Committed(7)));
