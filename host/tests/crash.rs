@@ -22,8 +22,8 @@
 mod common;
 
 use common::{
-    counter_names, get_json, named_value, named_values, round_targets, start_node, xorshift,
-    Counts, Load, Running, Target,
+    counter_names, get_json, named_value, named_values, round_targets, start_node, target_values,
+    xorshift, Counts, Load, Running, Target,
 };
 use std::time::Duration;
 
@@ -49,21 +49,7 @@ fn local_inc(url: &str) -> u64 {
 /// (`GET /counters/{name}`, 0 before it was first written; a single node with no peers holds
 /// only its own cells, so that is what it recovered of its own writes).
 fn recovered(url: &str, targets: &[(Target, Counts)]) -> Vec<u64> {
-    let names: Vec<String> = targets
-        .iter()
-        .filter_map(|(t, _)| match t {
-            Target::Named(n) => Some(n.clone()),
-            Target::Default => None,
-        })
-        .collect();
-    let mut named = named_values(url, &names).into_iter();
-    targets
-        .iter()
-        .map(|(t, _)| match t {
-            Target::Default => local_inc(url),
-            Target::Named(_) => named.next().unwrap(),
-        })
-        .collect()
+    target_values(url, targets, local_inc(url))
 }
 
 /// Fails unless every target's recovered value lies within [acknowledged, sent].

@@ -39,7 +39,7 @@
 mod common;
 
 use common::{
-    counter_names, get_json, named_values, round_targets, start_node, xorshift, Counts, Load,
+    counter_names, get_json, round_targets, start_node, target_values, xorshift, Counts, Load,
     Running, Target,
 };
 use std::path::{Path, PathBuf};
@@ -164,22 +164,7 @@ struct Figures {
 /// named counter's value; and the entry id it counts under.
 fn recovered(url: &str, targets: &[(Target, Counts)]) -> (Vec<u64>, String) {
     let (default, id) = total(url);
-    let names: Vec<String> = targets
-        .iter()
-        .filter_map(|(t, _)| match t {
-            Target::Named(n) => Some(n.clone()),
-            Target::Default => None,
-        })
-        .collect();
-    let mut named = named_values(url, &names).into_iter();
-    let values = targets
-        .iter()
-        .map(|(t, _)| match t {
-            Target::Default => default,
-            Target::Named(_) => named.next().unwrap(),
-        })
-        .collect();
-    (values, id)
+    (target_values(url, targets, default), id)
 }
 
 /// Runs `cuts` power cuts of a node started with `--fsync fsync --snapshot-every every`.

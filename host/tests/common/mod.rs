@@ -271,3 +271,23 @@ impl Drop for Load {
         }
     }
 }
+
+/// What the node at `url` holds of each target: `default` for the default counter (each test
+/// reads it its own way) and each named counter's value (see [`named_values`]).
+pub fn target_values(url: &str, targets: &[(Target, Counts)], default: u64) -> Vec<u64> {
+    let names: Vec<String> = targets
+        .iter()
+        .filter_map(|(t, _)| match t {
+            Target::Named(n) => Some(n.clone()),
+            Target::Default => None,
+        })
+        .collect();
+    let mut named = named_values(url, &names).into_iter();
+    targets
+        .iter()
+        .map(|(t, _)| match t {
+            Target::Default => default,
+            Target::Named(_) => named.next().unwrap(),
+        })
+        .collect()
+}
