@@ -23,6 +23,8 @@ pub enum PeerSource {
     Static,
     /// Learned from the discovery service.
     Discovered,
+    /// Resolved from a DNS seed (`--peers-dns`): dropped when the name no longer resolves to it.
+    Dns,
     /// Sent us a valid frame.
     Sender,
 }
@@ -155,7 +157,7 @@ pub struct PeerTable<const L: usize, P> {
 fn rank(s: PeerSource) -> u8 {
     match s {
         PeerSource::Static => 2,
-        PeerSource::Discovered => 1,
+        PeerSource::Discovered | PeerSource::Dns => 1,
         PeerSource::Sender => 0,
     }
 }

@@ -26,6 +26,8 @@ pub struct NodeOptions {
     pub peers: Vec<String>,
     /// Discovery service base URL.
     pub discovery: Option<String>,
+    /// DNS seeds, resolved periodically into peers.
+    pub dns: Option<crate::discovery::dns::DnsSeeds>,
     /// Heartbeat interval towards the discovery service (stretched by the expiry a Tally
     /// service announces).
     pub discovery_heartbeat: Duration,
@@ -59,6 +61,7 @@ impl NodeOptions {
             id: None,
             peers: Vec::new(),
             discovery: None,
+            dns: None,
             discovery_heartbeat: crate::discovery::client::DEFAULT_HEARTBEAT,
             data_dir: None,
             sync_interval: Duration::from_secs(2),
@@ -160,6 +163,11 @@ impl NodeService {
                 .heartbeat_every(opts.discovery_heartbeat);
             let (node, token) = (Arc::clone(&node), shutdown.clone());
             tasks.push(tokio::spawn(client.run(node, token)));
+        }
+        if let Some(seeds) = opts.dns.clone() {
+            let (node, token) = (Arc::clone(&node), shutdown.clone());
+            let advertise = node.local_addr().to_string();
+            tasks.push(tokio::spawn(seeds.run(node, advertise, token)));
         }
         tracing::info!(id = %node.id(), gossip = %node.local_addr(), http = %http_addr, "node ready");
         Ok(NodeService {

@@ -245,6 +245,16 @@ pub struct NodeArgs {
     /// Discovery service URL, e.g. http://127.0.0.1:7000.
     #[arg(long)]
     pub discovery: Option<String>,
+    /// DNS seeds, comma-separated: NAME:PORT (its A/AAAA records at PORT) or an SRV name
+    /// (_tally._tcp.example.org), resolved every --dns-interval into peers.
+    #[arg(long, value_delimiter = ',', value_parser = parse_dns_seed)]
+    pub peers_dns: Vec<crate::discovery::dns::DnsSeed>,
+    /// The DNS server the seeds are asked (IP or IP:PORT; default: the system's resolv.conf).
+    #[arg(long, value_parser = parse_dns_server)]
+    pub dns_server: Option<SocketAddr>,
+    /// How often DNS seeds are resolved again.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub dns_interval: Duration,
     /// Heartbeat to the discovery service at least this often. The default is safe for the
     /// reference service (it drops a node after 5 s); a Tally service that announces a longer
     /// expiry gets heartbeats every third of it, at most every 8 s.
@@ -382,6 +392,18 @@ pub struct WriteArgs {
     /// Where to send it.
     #[command(flatten)]
     pub target: ClientArgs,
+}
+
+fn parse_dns_seed(s: &str) -> Result<crate::discovery::dns::DnsSeed, String> {
+    crate::discovery::dns::DnsSeed::parse(s)
+}
+
+/// A DNS server: `IP` (port 53) or `IP:PORT`.
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    s.parse().map_err(|_| format!("{s:?} is not IP or IP:PORT"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

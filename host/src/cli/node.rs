@@ -23,6 +23,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         id: args.id,
         peers: args.peers,
         discovery: args.discovery,
+        dns: (!args.peers_dns.is_empty()).then_some(crate::discovery::dns::DnsSeeds {
+            seeds: args.peers_dns,
+            server: args.dns_server,
+            every: args.dns_interval,
+        }),
         discovery_heartbeat: args.discovery_heartbeat,
         data_dir: args.data_dir,
         sync_interval: args.sync_interval,

@@ -8,6 +8,8 @@
 //! - [`server`]: the service — `POST /register`, `POST /heartbeat`, `GET /peers` — over a
 //!   bounded [`Registry`] whose entries expire when unseen for
 //!   [`DiscoveryConfig::cleanup_after`]. Start it with [`serve`] on a bound listener.
+//! - [`dns`]: DNS seeds (`--peers-dns`): A/AAAA or SRV records resolved periodically into
+//!   peers, without any service of ours.
 //! - [`client`]: the node side — [`DiscoveryClient::run`] registers, heartbeats (every 2 s by
 //!   default), and refreshes the peers of a [`tally_std::Node`] from `/peers`.
 //!
@@ -71,6 +73,7 @@
 //! ```
 
 pub mod client;
+pub mod dns;
 pub mod server;
 
 pub use client::{http_urls, DiscoveryClient};

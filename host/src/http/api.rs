@@ -185,6 +185,7 @@ pub async fn peers(State(app): State<Arc<NodeApi>>) -> Json<Vec<PeerView>> {
                 source: match p.source {
                     PeerSource::Static => "static",
                     PeerSource::Discovered => "discovered",
+                    PeerSource::Dns => "dns",
                     PeerSource::Sender => "sender",
                 },
                 fails: p.fails,
