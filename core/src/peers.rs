@@ -25,6 +25,8 @@ pub enum PeerSource {
     Discovered,
     /// Resolved from a DNS seed (`--peers-dns`): dropped when the name no longer resolves to it.
     Dns,
+    /// Seen by mDNS/DNS-SD on the LAN (`--mdns`): dropped when its announcement goes.
+    Mdns,
     /// Sent us a valid frame.
     Sender,
 }
@@ -157,7 +159,7 @@ pub struct PeerTable<const L: usize, P> {
 fn rank(s: PeerSource) -> u8 {
     match s {
         PeerSource::Static => 2,
-        PeerSource::Discovered | PeerSource::Dns => 1,
+        PeerSource::Discovered | PeerSource::Dns | PeerSource::Mdns => 1,
         PeerSource::Sender => 0,
     }
 }

@@ -28,6 +28,8 @@ pub struct NodeOptions {
     pub discovery: Option<String>,
     /// DNS seeds, resolved periodically into peers.
     pub dns: Option<crate::discovery::dns::DnsSeeds>,
+    /// Announce the node and find peers by mDNS/DNS-SD.
+    pub mdns: bool,
     /// Heartbeat interval towards the discovery service (stretched by the expiry a Tally
     /// service announces).
     pub discovery_heartbeat: Duration,
@@ -62,6 +64,7 @@ impl NodeOptions {
             peers: Vec::new(),
             discovery: None,
             dns: None,
+            mdns: false,
             discovery_heartbeat: crate::discovery::client::DEFAULT_HEARTBEAT,
             data_dir: None,
             sync_interval: Duration::from_secs(2),
@@ -168,6 +171,13 @@ impl NodeService {
             let (node, token) = (Arc::clone(&node), shutdown.clone());
             let advertise = node.local_addr().to_string();
             tasks.push(tokio::spawn(seeds.run(node, advertise, token)));
+        }
+        if opts.mdns {
+            let (node, token) = (Arc::clone(&node), shutdown.clone());
+            let advertise = node.local_addr();
+            tasks.push(tokio::spawn(crate::discovery::mdns::run(
+                node, advertise, token,
+            )));
         }
         tracing::info!(id = %node.id(), gossip = %node.local_addr(), http = %http_addr, "node ready");
         Ok(NodeService {

@@ -252,6 +252,10 @@ pub struct NodeArgs {
     /// The DNS server the seeds are asked (IP or IP:PORT; default: the system's resolv.conf).
     #[arg(long, value_parser = parse_dns_server)]
     pub dns_server: Option<SocketAddr>,
+    /// Find peers on the LAN by mDNS/DNS-SD (`_tally._tcp`) and announce this node there.
+    /// Off by default: a bare start never multicasts.
+    #[arg(long)]
+    pub mdns: bool,
     /// How often DNS seeds are resolved again.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub dns_interval: Duration,

@@ -28,6 +28,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             server: args.dns_server,
             every: args.dns_interval,
         }),
+        mdns: args.mdns,
         discovery_heartbeat: args.discovery_heartbeat,
         data_dir: args.data_dir,
         sync_interval: args.sync_interval,
@@ -46,9 +47,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         service.node.local_addr(),
         service.url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop_signal().await?;
     tracing::info!("stopping");
     service.stop().await;
     Ok(())
@@ -67,9 +66,7 @@ pub async fn run_discovery(args: DiscoveryArgs) -> anyhow::Result<()> {
         ..DiscoveryConfig::default()
     };
     let server = tokio::spawn(discovery::serve(listener, config, token.clone()));
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop_signal().await?;
     token.cancel();
     server.await.context("discovery task")??;
     Ok(())
@@ -96,10 +93,20 @@ pub async fn run_gateway(args: GatewayArgs) -> anyhow::Result<()> {
         ..GatewayConfig::new(source)
     };
     let server = tokio::spawn(crate::gateway::serve(listener, config, token.clone()));
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop_signal().await?;
     token.cancel();
     server.await.context("gateway task")??;
+    Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what `kill` and service managers send): either stops
+/// the server cleanly (a node snapshots its state and withdraws its mDNS announcement).
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

@@ -10,6 +10,8 @@
 //!   [`DiscoveryConfig::cleanup_after`]. Start it with [`serve`] on a bound listener.
 //! - [`dns`]: DNS seeds (`--peers-dns`): A/AAAA or SRV records resolved periodically into
 //!   peers, without any service of ours.
+//! - [`mdns`]: zero-config on a LAN (`--mdns`): mDNS/DNS-SD announcement and browsing of
+//!   `_tally._tcp`.
 //! - [`client`]: the node side — [`DiscoveryClient::run`] registers, heartbeats (every 2 s by
 //!   default), and refreshes the peers of a [`tally_std::Node`] from `/peers`.
 //!
@@ -74,6 +76,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod mdns;
 pub mod server;
 
 pub use client::{http_urls, DiscoveryClient};

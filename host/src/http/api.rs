@@ -186,6 +186,7 @@ pub async fn peers(State(app): State<Arc<NodeApi>>) -> Json<Vec<PeerView>> {
                     PeerSource::Static => "static",
                     PeerSource::Discovered => "discovered",
                     PeerSource::Dns => "dns",
+                    PeerSource::Mdns => "mdns",
                     PeerSource::Sender => "sender",
                 },
                 fails: p.fails,
