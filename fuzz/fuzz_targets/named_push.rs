@@ -33,7 +33,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(!id.is_empty() && id.len() <= limits.max_id_len);
             assert!(t.floor_inc <= t.inc && t.floor_dec <= t.dec);
         }
-        let mut buf = vec![0u8; data.len() * 2 + 64];
+        // Room for the largest encoding of every cell (each with its name).
+        let room = wire::push_overhead(p.id)
+            + cells
+                .iter()
+                .map(|(n, i, _)| wire::cell_cost(Some(n), i))
+                .sum::<usize>();
+        let mut buf = vec![0u8; room];
         let n = wire::emit(p.id, cells.iter().copied(), &mut buf).expect("room to re-emit");
         let again = NamedPush::parse(&buf[..n], &limits).expect("re-emitted Push parses");
         assert_eq!(again.cells.collect::<Vec<_>>(), cells);
