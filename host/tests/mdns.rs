@@ -12,65 +12,32 @@
     clippy::panic
 )]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::netns::{inc_in, peers_in, value_in, wait_until, Children};
+use std::process::Command;
+use std::time::Duration;
 use tally::chaos::netns::Lab;
 
 const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 const NODES: usize = 5;
 const DEADLINE: Duration = Duration::from_secs(40);
 
-struct Nodes(Vec<Option<Child>>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for c in self.0.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn in_ns(lab: &Lab, i: usize, argv: &[&str]) -> std::process::Output {
-    Command::new("ip")
-        .args(["netns", "exec", &lab.namespace(i)])
-        .args(argv)
-        .output()
-        .unwrap()
-}
-
 fn http(lab: &Lab, i: usize) -> String {
     format!("http://{}:8000", lab.address(i))
 }
 
 fn value(lab: &Lab, i: usize) -> Option<i64> {
-    let out = in_ns(lab, i, &[TALLY, "get", "--node", &http(lab, i)]);
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    value_in(&lab.namespace(i), &http(lab, i))
 }
 
 /// Node `i`'s peers of source `mdns`.
 fn mdns_peers(lab: &Lab, i: usize) -> Vec<String> {
-    let url = format!("{}/peers", http(lab, i));
-    let out = in_ns(lab, i, &["curl", "-s", "--max-time", "2", &url]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v.as_array()
-        .map(|peers| {
-            peers
-                .iter()
-                .filter(|p| p["source"] == "mdns")
-                .map(|p| p["addr"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !f() {
-        assert!(started.elapsed() < DEADLINE, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    started.elapsed()
+    peers_in(&lab.namespace(i), &http(lab, i))
+        .into_iter()
+        .filter(|(_, source)| source == "mdns")
+        .map(|(addr, _)| addr)
+        .collect()
 }
 
 #[test]
@@ -78,48 +45,44 @@ fn five_nodes_with_no_peers_find_each_other_by_mdns() {
     let lab = Lab::create(NODES, None)
         .unwrap_or_else(|e| panic!("the mDNS test needs root and ip(8): {e:#}"));
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes = Nodes(Vec::new());
+    let mut nodes = Children::default();
     for i in 0..NODES {
         let ip = lab.address(i).to_string();
-        let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.namespace(i), TALLY, "node"])
-            .args([
-                "--listen",
-                &format!("{ip}:9000"),
-                "--http",
-                &format!("{ip}:8000"),
-            ])
-            .args(["--mdns", "--sync-interval", "200ms", "--log", "warn"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        nodes.0.push(Some(child));
+        let (listen, api) = (format!("{ip}:9000"), format!("{ip}:8000"));
+        let argv = [
+            TALLY,
+            "node",
+            "--listen",
+            &listen,
+            "--http",
+            &api,
+            "--mdns",
+            "--sync-interval",
+            "200ms",
+            "--log",
+            "warn",
+        ];
+        nodes.spawn_in(
+            &lab.namespace(i),
+            &argv,
+            &dir.path().join(format!("n{i}.log")),
+        );
     }
     for i in 0..NODES {
-        wait_until(&format!("node {i} answers"), || value(&lab, i).is_some());
+        wait_until(&format!("node {i} answers"), DEADLINE, || {
+            value(&lab, i).is_some()
+        });
     }
-    let took = wait_until("every node has an mDNS peer", || {
+    let took = wait_until("every node has an mDNS peer", DEADLINE, || {
         (0..NODES).all(|i| !mdns_peers(&lab, i).is_empty())
     });
     println!("every node found an mDNS peer within {took:?}");
     // One cluster: each node adds i + 1, all reach 1 + 2 + 3 + 4 + 5.
     for i in 0..NODES {
         let by = (i + 1).to_string();
-        let out = in_ns(
-            &lab,
-            i,
-            &[TALLY, "inc", "--by", &by, "--node", &http(&lab, i)],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        inc_in(&lab.namespace(i), &http(&lab, i), &by);
     }
-    let took = wait_until("all five agree on 15", || {
+    let took = wait_until("all five agree on 15", DEADLINE, || {
         (0..NODES).all(|i| value(&lab, i) == Some(15))
     });
     println!("all five agreed on 15 within {took:?}");
@@ -129,7 +92,7 @@ fn five_nodes_with_no_peers_find_each_other_by_mdns() {
     let mut last = nodes.0.get_mut(4).and_then(Option::take).unwrap();
     let _ = Command::new("kill").arg(last.id().to_string()).status();
     let _ = last.wait();
-    let took = wait_until("the others drop node 4 as an mDNS peer", || {
+    let took = wait_until("the others drop node 4 as an mDNS peer", DEADLINE, || {
         (0..4).all(|i| !mdns_peers(&lab, i).contains(&gone))
     });
     println!("node 4's goodbye removed it within {took:?}");
