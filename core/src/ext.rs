@@ -42,6 +42,9 @@ impl Caps {
     /// Named counters (`EXTENSIONS.md` §6): this node reads named-counter Pushes, and its
     /// state digest towards a peer that also announces it covers the named counters too.
     pub const NAMED: Caps = Caps(4);
+    /// SWIM membership (`EXTENSIONS.md` §7): this node takes membership datagrams on its
+    /// gossip port and may be announced to.
+    pub const MEMBERSHIP: Caps = Caps(8);
 
     /// Whether every bit of `other` is set.
     pub const fn contains(self, other: Caps) -> bool {

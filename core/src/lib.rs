@@ -80,6 +80,8 @@ pub mod error;
 pub mod ext;
 pub mod frame;
 pub mod id;
+#[cfg(feature = "membership")]
+pub mod membership;
 pub mod message;
 mod msgpack;
 pub mod named;

@@ -27,6 +27,8 @@ pub enum PeerSource {
     Dns,
     /// Seen by mDNS/DNS-SD on the LAN (`--mdns`): dropped when its announcement goes.
     Mdns,
+    /// Reported alive by SWIM membership (`docs/EXTENSIONS.md` §7).
+    Swim,
     /// Sent us a valid frame.
     Sender,
 }
@@ -159,7 +161,7 @@ pub struct PeerTable<const L: usize, P> {
 fn rank(s: PeerSource) -> u8 {
     match s {
         PeerSource::Static => 2,
-        PeerSource::Discovered | PeerSource::Dns | PeerSource::Mdns => 1,
+        PeerSource::Discovered | PeerSource::Dns | PeerSource::Mdns | PeerSource::Swim => 1,
         PeerSource::Sender => 0,
     }
 }
@@ -343,6 +345,17 @@ impl<const L: usize, P: Slots<Peer<L>>> PeerTable<L, P> {
             p.datagrams_off = 0;
         }
         was_down
+    }
+
+    /// Membership declared `addr` down. Returns true when this made it down.
+    pub fn mark_down(&mut self, addr: &str, now: Instant) -> bool {
+        match self.get_mut(addr) {
+            Some(p) if p.down_since.get().is_none() => {
+                p.down_since = Stamp::at(now);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A send to `addr` failed. Returns true when this made it down.

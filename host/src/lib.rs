@@ -41,5 +41,7 @@ pub mod quiet_bench;
 pub mod service;
 #[cfg(feature = "dev-tools")]
 pub mod simulation;
+#[cfg(feature = "dev-tools")]
+pub mod swim_bench;
 pub mod telemetry;
 pub mod wal;

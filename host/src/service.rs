@@ -52,6 +52,8 @@ pub struct NodeOptions {
     /// Largest frame sent as a UDP datagram to Tally peers that read them
     /// (`docs/EXTENSIONS.md` §5); 0: TCP only.
     pub max_datagram: u16,
+    /// SWIM membership on the datagram socket (`docs/EXTENSIONS.md` §7; default on).
+    pub membership: bool,
 }
 
 impl NodeOptions {
@@ -75,6 +77,7 @@ impl NodeOptions {
             snapshot_every: Duration::from_secs(5),
             eager: true,
             max_datagram: tally_core::Config::DATAGRAM,
+            membership: true,
         }
     }
 }
@@ -127,6 +130,7 @@ impl NodeService {
         config.engine.fanout = opts.fanout;
         config.engine.eager = opts.eager;
         config.max_datagram = opts.max_datagram;
+        config.membership = opts.membership;
         config.engine.cluster_key = opts.cluster_key;
         match &opts.cluster_key {
             Some(_) => tracing::info!(

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::netns::{inc_in, peers_in, value_in, wait_until, Children};
+use common::netns::{inc_in, lab_api, lab_value, peers_in, wait_until, Children};
 use std::process::Command;
 use std::time::Duration;
 use tally::chaos::netns::Lab;
@@ -23,17 +23,9 @@ const TALLY: &str = env!("CARGO_BIN_EXE_tally");
 const NODES: usize = 5;
 const DEADLINE: Duration = Duration::from_secs(40);
 
-fn http(lab: &Lab, i: usize) -> String {
-    format!("http://{}:8000", lab.address(i))
-}
-
-fn value(lab: &Lab, i: usize) -> Option<i64> {
-    value_in(&lab.namespace(i), &http(lab, i))
-}
-
 /// Node `i`'s peers of source `mdns`.
 fn mdns_peers(lab: &Lab, i: usize) -> Vec<String> {
-    peers_in(&lab.namespace(i), &http(lab, i))
+    peers_in(&lab.namespace(i), &lab_api(lab, i))
         .into_iter()
         .filter(|(_, source)| source == "mdns")
         .map(|(addr, _)| addr)
@@ -70,7 +62,7 @@ fn five_nodes_with_no_peers_find_each_other_by_mdns() {
     }
     for i in 0..NODES {
         wait_until(&format!("node {i} answers"), DEADLINE, || {
-            value(&lab, i).is_some()
+            lab_value(&lab, i).is_some()
         });
     }
     let took = wait_until("every node has an mDNS peer", DEADLINE, || {
@@ -80,10 +72,10 @@ fn five_nodes_with_no_peers_find_each_other_by_mdns() {
     // One cluster: each node adds i + 1, all reach 1 + 2 + 3 + 4 + 5.
     for i in 0..NODES {
         let by = (i + 1).to_string();
-        inc_in(&lab.namespace(i), &http(&lab, i), &by);
+        inc_in(&lab.namespace(i), &lab_api(&lab, i), &by);
     }
     let took = wait_until("all five agree on 15", DEADLINE, || {
-        (0..NODES).all(|i| value(&lab, i) == Some(15))
+        (0..NODES).all(|i| lab_value(&lab, i) == Some(15))
     });
     println!("all five agreed on 15 within {took:?}");
     // Node 4 stops (SIGTERM: it withdraws its announcement); the others drop it as an mDNS

@@ -212,6 +212,17 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStor
         self.node_state.replica(|r| r.value())
     }
 
+    /// The cluster value, or `None` while this board holds less than the cluster's state (a
+    /// Push did not fit: the value would be a partial sum). Show this one as the cluster's.
+    pub fn cluster_value(&self) -> Option<i128> {
+        self.node_state.replica(|r| r.cluster_value())
+    }
+
+    /// Whether the board's value is complete (see [`Node::cluster_value`]).
+    pub fn is_complete(&self) -> bool {
+        self.node_state.replica(|r| r.is_complete())
+    }
+
     /// This node's own committed (inc, dec) totals.
     pub fn local(&self) -> (u64, u64) {
         self.node_state.replica(|r| r.local())

@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// datagram each (default [`Config::DATAGRAM`], 1,200). 0: TCP only, and the capability is
     /// not announced. If the UDP port cannot be bound the node runs TCP only and says so.
     pub max_datagram: u16,
+    /// SWIM membership (`docs/EXTENSIONS.md` §7) on the datagram socket (default on; needs
+    /// `max_datagram` > 0).
+    pub membership: bool,
 }
 
 impl NodeConfig {
@@ -76,6 +79,7 @@ impl NodeConfig {
             send_queue: 256,
             senders: 4,
             max_datagram: Config::DATAGRAM,
+            membership: true,
         }
     }
 

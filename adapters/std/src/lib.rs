@@ -50,7 +50,7 @@ mod state;
 pub use config::NodeConfig;
 pub use journal::{Journal, JournalError};
 pub use named::NamedCounter;
-pub use node::{EntryInfo, Node, NodeError, PeerInfo};
+pub use node::{EntryInfo, MemberInfo, Node, NodeError, PeerInfo};
 pub use state::HostReplica;
 pub use tally_core::replica::{LocalOp, PersistKind};
 pub use tally_core::{PeerSource, PeerState, Stats, TransportStats};

@@ -8,12 +8,13 @@ use crate::listener;
 use crate::sender::{Delivery, Senders};
 use crate::state::{HostReplica, NodeState};
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
+use tally_core::membership::{lan_config, OVERHEAD};
 use tally_core::replica::{Event, LocalOp, PrepareError};
 use tally_core::{
     Identity, Incarnation, PeerSource, PeerState, ReplicaConfig, Stats, TransportStats,
@@ -63,6 +64,17 @@ pub struct PeerInfo {
     pub fails: u8,
     /// Milliseconds since a valid frame came from it, if one ever did.
     pub last_heard_ms_ago: Option<u64>,
+}
+
+/// One SWIM member as seen by a node (`docs/EXTENSIONS.md` §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Gossip address.
+    pub addr: String,
+    /// Generation: bumped each time it rejoined after the cluster declared it down.
+    pub generation: u16,
+    /// `alive`, `suspect` or `down`.
+    pub state: &'static str,
 }
 
 /// One counter entry.
@@ -139,6 +151,12 @@ impl Node {
         replica
             .set_address(Some(&advertise))
             .map_err(|e| bad(&advertise, &e))?;
+        if udp.is_some() && config.membership {
+            let packet = usize::from(config.max_datagram).saturating_sub(OVERHEAD);
+            if let Err(e) = replica.enable_membership(lan_config(packet), rng.next_u64(), now) {
+                tracing::warn!(error = %e, "no membership");
+            }
+        }
         restore(&mut replica, &config.restore)?;
         replica
             .restore_named(
@@ -330,6 +348,34 @@ impl Node {
     /// Memory the replica uses, in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.state.replica().memory_bytes()
+    }
+
+    /// SWIM members (empty when membership is off), this node not included.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.state
+            .replica()
+            .membership()
+            .map(|m| {
+                m.members()
+                    .map(|v| MemberInfo {
+                        addr: v.addr.to_string(),
+                        generation: v.generation,
+                        state: v.state,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the value is complete: false while the cluster holds more entries than this
+    /// node has room for (see `tally_core::Engine::is_complete`).
+    pub fn is_complete(&self) -> bool {
+        self.state.replica().is_complete()
+    }
+
+    /// Whether SWIM membership runs on this node.
+    pub fn has_membership(&self) -> bool {
+        self.state.replica().membership().is_some()
     }
 
     /// The peer table.

@@ -37,23 +37,40 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         if self.named.max_counters() > 0 {
             caps = caps.with(Caps::NAMED);
         }
+        if self.membership && self.config.max_datagram > 0 {
+            caps = caps.with(Caps::MEMBERSHIP);
+        }
         caps
+    }
+
+    /// Announces (or withdraws) SWIM membership beside this engine; peers greeted before are
+    /// greeted again so they learn it.
+    pub fn set_membership(&mut self, on: bool) {
+        if on != self.membership {
+            self.membership = on;
+            self.regreet();
+        }
+    }
+
+    fn regreet(&mut self) {
+        for i in 0..self.peers.len() {
+            if let Some(p) = self.peers.at_mut(i) {
+                p.hello_sent = Stamp::NONE;
+                p.caps = None;
+            }
+        }
+        self.wake = true;
     }
 
     /// Announces (`max` > 0) or withdraws datagrams: adapters call it once their datagram
     /// socket is bound. Peers learn it from later hellos; those already greeted are greeted
     /// again.
     pub fn set_max_datagram(&mut self, max: u16) {
-        if (max > 0) != (self.config.max_datagram > 0) {
-            for i in 0..self.peers.len() {
-                if let Some(p) = self.peers.at_mut(i) {
-                    p.hello_sent = Stamp::NONE;
-                    p.caps = None;
-                }
-            }
-            self.wake = true;
-        }
+        let changed = (max > 0) != (self.config.max_datagram > 0);
         self.config.max_datagram = max;
+        if changed {
+            self.regreet();
+        }
     }
 
     /// Whether a frame of `len` bytes of `message` to `peer` goes as a datagram; notes a

@@ -65,6 +65,9 @@ pub struct Transmit<const L: usize> {
     /// Send it as one datagram (`docs/EXTENSIONS.md` §5), without a delivery report: neither
     /// `on_delivered` nor `on_send_failed`, unless the local send itself fails.
     pub datagram: bool,
+    /// A SWIM membership datagram (`docs/EXTENSIONS.md` §7), not a frame: always a datagram;
+    /// `message` and `compressed` say nothing about it.
+    pub membership: bool,
 }
 
 /// What [`Engine::handle`] did with a valid frame.
@@ -138,6 +141,12 @@ pub struct Engine<const L: usize, S, P, M: MapStores<L> = Unnamed> {
     reset_pending: bool,
     /// Housekeeping (sweep, probes, keepalives, hellos) is due now, not at `next_tick`.
     wake: bool,
+    /// SWIM membership runs beside this engine (announced as `Caps::MEMBERSHIP`).
+    membership: bool,
+    /// A Push was refused for lack of room: the cluster holds entries this node cannot, so
+    /// its value is a partial sum (see [`Engine::is_complete`]). A flag, not a time: the
+    /// engine fits its 8 KiB budget with it.
+    over_capacity: bool,
     next_tick: Instant,
     /// Changes wait for an eager push …
     eager_dirty: bool,
@@ -205,6 +214,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
             rounds: Trickle::new(config.sync_interval, config.max_doublings, now),
             reset_pending: false,
             wake: false,
+            membership: false,
+            over_capacity: false,
             next_tick: now,
             eager_dirty: false,
             eager_base: 0,
@@ -352,6 +363,17 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
         Ok(added)
     }
 
+    /// Membership declared the peer at `addr` down: it is no longer chosen for rounds (it is
+    /// still probed, and comes back on its first answer). Returns true when this made it down.
+    pub fn mark_down(&mut self, addr: &str, now: Instant) -> bool {
+        let downed = self.peers.mark_down(addr, now);
+        if downed {
+            self.stats.peers_down += 1;
+            self.reset_pending = true;
+        }
+        downed
+    }
+
     /// Removes a peer.
     pub fn remove_peer(&mut self, addr: &str) -> bool {
         self.peers.remove(addr)
@@ -458,6 +480,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
                 self.stats.compressed_in += u64::from(body.was_compressed());
                 return self.handle_named(now, from, &push);
             }
+            Err(WireError::TooManyEntries) => {
+                // More writers than this node has room for: its value is partial from now.
+                self.went_over_capacity();
+                return Err(WireError::TooManyEntries);
+            }
             r => r?,
         };
         self.stats.compressed_in += u64::from(body.was_compressed());
@@ -474,7 +501,11 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
                         CounterError::IdTooLong => WireError::IdTooLong,
                         CounterError::Overflow => WireError::Overflow,
                         _ => WireError::CapacityExceeded,
-                    })?;
+                    });
+                if out == Err(WireError::CapacityExceeded) {
+                    self.went_over_capacity();
+                }
+                let out = out?;
                 self.stats.merges += 1;
                 if out.changed {
                     self.stats.merges_changed += 1;
@@ -495,6 +526,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
             }
             Message::DigestPull { digest, .. } => {
                 if digest == self.digest_for(slot) {
+                    self.same_state_as_peer();
                     self.learn(slot, self.counter.version(), now);
                     self.reply(slot, from, Planned::Ack(digest.to_be_bytes()), now);
                 } else {
@@ -505,6 +537,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
             Message::DigestAck { digest, .. } => {
                 let current = self.digest_for(slot);
                 let version = self.counter.version();
+                if slot.is_some() && digest == current {
+                    self.same_state_as_peer();
+                }
                 let confirmed = match slot.and_then(|i| self.peers.at(i)) {
                     Some(_) if digest == current => Some(version),
                     Some(p) if p.pull_version != 0 && digest == p.pull_digest => {
@@ -560,6 +595,25 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
             changed,
             refused,
         })
+    }
+
+    fn went_over_capacity(&mut self) {
+        self.over_capacity = true;
+    }
+
+    /// A peer's digest equals ours: we hold what it holds, so what was refused for lack of
+    /// room is no longer missing (it was retired, or never mattered to that peer's state).
+    fn same_state_as_peer(&mut self) {
+        self.over_capacity = false;
+    }
+
+    /// Whether this node's value is the cluster's as far as it knows: false from the moment a
+    /// Push was refused because its entries did not fit (the cluster holds more writers than
+    /// this node has room for, so [`Engine::value`] is a partial sum) until a peer's digest
+    /// equals ours again. The node keeps counting, persisting and serving its own entry
+    /// meanwhile.
+    pub fn is_complete(&self) -> bool {
+        !self.over_capacity
     }
 
     /// Adds or refreshes the sender of a valid frame; returns its peer-table slot.

@@ -222,6 +222,7 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Eng
             message,
             compressed: flags == FLAG_ZSTD,
             datagram: false,
+            membership: false,
         })
     }
 }

@@ -33,11 +33,15 @@
 
 mod event;
 mod identity;
+#[cfg(feature = "membership")]
+mod membership;
 mod persist;
 mod transport;
 
 pub use event::{Capacity, Cause, Event, EVENT_CAPACITY};
 pub use identity::{Identity, Incarnation, INCARNATION_LEN};
+#[cfg(feature = "membership")]
+pub use membership::{MembershipUnavailable, ANNOUNCE_EVERY};
 pub use persist::{
     CommitError, LocalOp, PersistKind, Persisting, PrepareError, Prepared, SnapshotPolicy,
     PERSIST_CAPACITY,
@@ -112,6 +116,9 @@ pub struct Replica<const L: usize, S, P, M: MapStores<L> = Unnamed> {
     next_snapshot: Instant,
     events: event::Events<L>,
     transport: TransportStats,
+    /// Boxed: a replica without membership pays one pointer for it.
+    #[cfg(feature = "membership")]
+    swim: Option<alloc::boxed::Box<membership::Swim<L>>>,
 }
 
 /// A replica on fixed stores: `N` entries, `P` peers, ids of at most `L` bytes, named counters
@@ -184,6 +191,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
             next_snapshot: now + config.snapshots.interval,
             events: event::Events::default(),
             transport: TransportStats::default(),
+            #[cfg(feature = "membership")]
+            swim: None,
         })
     }
 
@@ -217,6 +226,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
                 // Peers added before the address was known may name the node itself (a
                 // build-time list shared by every board): a node is not its own peer.
                 self.engine.remove_peer(a);
+                #[cfg(feature = "membership")]
+                self.readdress_membership();
             }
             None => self.address = None,
         }
@@ -228,6 +239,18 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
     /// The cluster value as this node knows it (committed writes only).
     pub fn value(&self) -> i128 {
         self.engine.value()
+    }
+
+    /// The cluster value, only while it is complete: `None` while the cluster holds more
+    /// entries than this node has room for and [`Replica::value`] is a partial sum (see
+    /// [`Engine::is_complete`]). Show this, not `value`, as the cluster's value.
+    pub fn cluster_value(&self) -> Option<i128> {
+        self.engine.is_complete().then(|| self.engine.value())
+    }
+
+    /// Whether the value is complete (see [`Engine::is_complete`]).
+    pub fn is_complete(&self) -> bool {
+        self.engine.is_complete()
     }
 
     /// This node's committed (inc, dec) totals.
@@ -692,14 +715,21 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
 
     /// Takes one datagram received on the gossip port (`docs/EXTENSIONS.md` §5): the same
     /// bytes a connection carries, handled the same way. A datagram longer than the frame limit
-    /// plus [`MAX_HEADER`] is `Ingress::TooLarge`.
+    /// plus [`MAX_HEADER`] is `Ingress::TooLarge`. With membership on (feature `membership`),
+    /// a datagram whose first byte is zero is a membership datagram (§7): `Ok(None)`.
     pub fn ingest_datagram(
         &mut self,
         now: Instant,
         input: Ingress<'_>,
-    ) -> Result<Handled, WireError> {
+    ) -> Result<Option<Handled>, WireError> {
         self.transport.datagrams_in += 1;
-        self.take(now, input)
+        #[cfg(feature = "membership")]
+        if let Ingress::Payload(p) = input {
+            if let Some(r) = self.take_membership(now, p) {
+                return r.map(|()| None);
+            }
+        }
+        self.take(now, input).map(Some)
     }
 
     fn take(&mut self, now: Instant, input: Ingress<'_>) -> Result<Handled, WireError> {
@@ -770,6 +800,10 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<L>> {
         self.address?;
+        #[cfg(feature = "membership")]
+        if let Some(t) = self.membership_transmit(buf) {
+            return Some(t);
+        }
         self.engine.poll_transmit(now, buf)
     }
 
@@ -814,10 +848,9 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
     pub fn poll_timeout(&self) -> Option<Instant> {
         let gossip = self.address.and(self.engine.poll_timeout());
         let snapshot = self.durable.then_some(self.next_snapshot);
-        match (gossip, snapshot) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        #[cfg(feature = "membership")]
+        let gossip = earliest(gossip, self.membership_timeout());
+        earliest(gossip, snapshot)
     }
 
     /// Runs what is due at `now`: gossip rounds (with an address) and the snapshot policy.
@@ -831,6 +864,8 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
                     u32::try_from(silent).unwrap_or(u32::MAX),
                 ));
             }
+            #[cfg(feature = "membership")]
+            self.run_membership(now);
         }
         self.check_snapshot(now);
     }
@@ -866,6 +901,14 @@ impl<const L: usize, S: Slots<Entry<L>>, P: Slots<Peer<L>>, M: MapStores<L>> Rep
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event<L>> {
         self.events.pop()
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

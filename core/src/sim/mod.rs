@@ -9,6 +9,10 @@
 
 mod network;
 mod rng;
+#[cfg(feature = "membership")]
+mod swim;
 
 pub use network::{NetConfig, NetStats, Network, Topology};
 pub use rng::SimRng;
+#[cfg(feature = "membership")]
+pub use swim::{Seen, SwimNet, ADDR_LEN};

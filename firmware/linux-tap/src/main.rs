@@ -242,7 +242,7 @@ fn stats_line(node: &TapNode) -> String {
     format!(
         "stats frames_seen={} compressed_seen={} compressed_in={} pushes_in={pushes} merges={} \
          zstd_rejects={zstd_rejects} frame_too_large={} unauthenticated={} unexpected_auth={} \
-         rejects={} named_refused={}",
+         rejects={} named_refused={} complete={}",
         watch::FRAMES.load(Relaxed),
         watch::COMPRESSED.load(Relaxed),
         s.compressed_in,
@@ -252,6 +252,7 @@ fn stats_line(node: &TapNode) -> String {
         s.rejected(WireError::UnexpectedAuth),
         s.rejected_total(),
         s.named_refused,
+        u8::from(node.is_complete()),
     )
 }
 

@@ -58,6 +58,48 @@ pub enum Command {
     /// Rounds to agreement at several sizes over many seeds, as a Markdown table and a curve.
     #[cfg(feature = "dev-tools")]
     Scaling(ScalingArgs),
+    /// Dead-node detection of SWIM membership on the simulator: kills and restarts under loss.
+    #[cfg(feature = "dev-tools")]
+    SwimSim(SwimSimArgs),
+}
+
+/// `tally swim-sim`.
+#[cfg(feature = "dev-tools")]
+#[derive(Debug, clap::Args)]
+pub struct SwimSimArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 100)]
+    pub nodes: usize,
+    /// Probability that a datagram is lost.
+    #[arg(long, default_value_t = 0.3)]
+    pub loss: f64,
+    /// Virtual time to run (after a 30 s warm-up).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Kill one random node this often.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub kill_every: Duration,
+    /// Restart a killed node after this long.
+    #[arg(long, default_value = "25s", value_parser = parse_duration)]
+    pub down_for: Duration,
+    /// Override the suspicion time before a member is declared down.
+    #[arg(long, value_parser = parse_duration)]
+    pub suspect: Option<Duration>,
+    /// Override the indirect probes per failed direct probe.
+    #[arg(long)]
+    pub indirect: Option<usize>,
+    /// Override the probe period.
+    #[arg(long, value_parser = parse_duration)]
+    pub probe_period: Option<Duration>,
+    /// Override the transmissions of each update by each node.
+    #[arg(long)]
+    pub max_tx: Option<u8>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as one JSON object on the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tally scaling`.
@@ -277,6 +319,10 @@ pub struct NodeArgs {
     /// peers that announced datagrams; 0: TCP only, and datagrams are not announced.
     #[arg(long, default_value_t = tally_core::Config::DATAGRAM)]
     pub max_datagram: u16,
+    /// Run without SWIM membership (on by default whenever datagrams are on): peers are then
+    /// marked down only by failed sends and unanswered pulls.
+    #[arg(long)]
+    pub no_membership: bool,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -444,6 +490,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sim(args) => return report(simulate::run(args)),
         #[cfg(feature = "dev-tools")]
         Command::Scaling(args) => return report(simulate::scaling(args)),
+        #[cfg(feature = "dev-tools")]
+        Command::SwimSim(args) => return report(simulate::swim(args)),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -467,7 +515,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Dec(args) => client::write(args, client::CounterOp::Decrement).await,
             Command::List(args) => client::list(args).await,
             #[cfg(feature = "dev-tools")]
-            Command::Demo | Command::Sim(_) | Command::Scaling(_) => ExitCode::SUCCESS,
+            Command::Demo | Command::Sim(_) | Command::Scaling(_) | Command::SwimSim(_) => {
+                ExitCode::SUCCESS
+            }
             Command::Chaos(_) => ExitCode::SUCCESS,
             Command::Bench(args) => {
                 init_logging("warn");

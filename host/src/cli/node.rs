@@ -39,6 +39,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         snapshot_every: args.snapshot_every,
         eager: true,
         max_datagram: args.max_datagram,
+        membership: !args.no_membership,
     })
     .await?;
     println!(

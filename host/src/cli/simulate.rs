@@ -1,7 +1,7 @@
 //! `tally sim`: runs the simulator and prints its report (text, then JSON as the last line
 //! with `--json`).
 
-use super::SimArgs;
+use super::{SimArgs, SwimSimArgs};
 use crate::simulation::{self, SimOptions, SimReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
@@ -177,6 +177,56 @@ pub fn scaling(args: super::ScalingArgs) -> anyhow::Result<()> {
         let refs: Vec<(String, &SimReport)> = curves.iter().map(|(l, r)| (l.clone(), r)).collect();
         simulation::plot(&refs, path)?;
         println!("\ncurve written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs `tally swim-sim`.
+pub fn swim(args: SwimSimArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes >= 3, "--nodes must be at least 3");
+    anyhow::ensure!((0.0..1.0).contains(&args.loss), "--loss must be in [0, 1)");
+    let ms = |d: Duration| {
+        tally_core::Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    let opts = crate::swim_bench::SwimBenchOptions {
+        nodes: args.nodes,
+        loss: args.loss,
+        duration: ms(args.duration),
+        kill_every: ms(args.kill_every),
+        down_for: ms(args.down_for),
+        seed: args.seed,
+        suspect: args.suspect.map(ms),
+        indirect: args.indirect,
+        probe_period: args.probe_period.map(ms),
+        max_transmissions: args.max_tx,
+    };
+    anyhow::ensure!(
+        opts.down_for.as_millis() < opts.kill_every.as_millis(),
+        "--down-for must be shorter than --kill-every"
+    );
+    let r = crate::swim_bench::run(&opts);
+    println!(
+        "{} nodes, {:.0}% loss, {} s: {} kills, {} detections ({} missed)",
+        r.nodes,
+        r.loss * 100.0,
+        r.seconds,
+        r.kills,
+        r.detections,
+        r.missed
+    );
+    println!(
+        "detection: median {:.1} s, p90 {:.1} s, max {:.1} s; last observer per kill: median {:.1} s",
+        r.median_ms as f64 / 1000.0,
+        r.p90_ms as f64 / 1000.0,
+        r.max_ms as f64 / 1000.0,
+        r.median_last_ms as f64 / 1000.0
+    );
+    println!(
+        "false positives: {} ({} during the warm-up); traffic: {:.1} datagrams, {:.0} bytes per node per second",
+        r.false_positives, r.warmup_false_positives, r.datagrams_per_node_s, r.bytes_per_node_s
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
     }
     Ok(())
 }

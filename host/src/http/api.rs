@@ -187,6 +187,7 @@ pub async fn peers(State(app): State<Arc<NodeApi>>) -> Json<Vec<PeerView>> {
                     PeerSource::Discovered => "discovered",
                     PeerSource::Dns => "dns",
                     PeerSource::Mdns => "mdns",
+                    PeerSource::Swim => "swim",
                     PeerSource::Sender => "sender",
                 },
                 fails: p.fails,
@@ -194,6 +195,32 @@ pub async fn peers(State(app): State<Arc<NodeApi>>) -> Json<Vec<PeerView>> {
             })
             .collect(),
     )
+}
+
+/// One SWIM member in `GET /members`.
+#[derive(Serialize)]
+pub struct MemberView {
+    /// Gossip address.
+    pub addr: String,
+    /// Generation (bumped each time it rejoined after being declared down).
+    pub generation: u16,
+    /// `alive`, `suspect` or `down`.
+    pub state: &'static str,
+}
+
+/// `GET /members`: SWIM's view of the cluster (`enabled: false` when membership is off).
+pub async fn members(State(app): State<Arc<NodeApi>>) -> Json<serde_json::Value> {
+    let node = &app.node;
+    let members: Vec<MemberView> = node
+        .members()
+        .into_iter()
+        .map(|m| MemberView {
+            addr: m.addr,
+            generation: m.generation,
+            state: m.state,
+        })
+        .collect();
+    Json(serde_json::json!({ "enabled": node.has_membership(), "members": members }))
 }
 
 /// `GET /health`.
@@ -206,5 +233,7 @@ pub async fn health(State(app): State<Arc<NodeApi>>) -> Json<Value> {
         "node": node.id(),
         "peers": peers.len(),
         "peers_alive": alive,
+        // false while the cluster holds more entries than this node has room for.
+        "complete": node.is_complete(),
     }))
 }

@@ -31,8 +31,16 @@ pub async fn handler(State(app): State<Arc<NodeApi>>) -> Response {
     let value = node.value();
     let peers = node.peers();
     let named = node.counters();
+    let complete = node.is_complete();
+    let members = node.members();
     app.telemetry.record(|| {
         gauge!("tally_counter_value").set(value as f64);
+        // 0 while the cluster holds more entries than this node has room for.
+        gauge!("tally_state_complete").set(f64::from(u8::from(complete)));
+        for state in ["alive", "suspect", "down"] {
+            let n = members.iter().filter(|m| m.state == state).count();
+            gauge!("tally_members", "state" => state).set(n as f64);
+        }
         gauge!("tally_named_counters").set(named.len() as f64);
         for (name, v) in named.iter().take(LABELLED_COUNTERS) {
             gauge!("tally_named_value", "counter" => name.clone()).set(*v as f64);

@@ -63,6 +63,7 @@ pub fn router(app: Arc<NodeApi>) -> Router {
         .route("/local-counter", get(api::local_counter))
         .route("/state", get(api::state))
         .route("/peers", get(api::peers))
+        .route("/members", get(api::members))
         .route("/health", get(api::health))
         .route("/metrics", get(metrics::handler))
         .merge(crate::dashboard::router())

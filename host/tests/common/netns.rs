@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use tally::chaos::netns::Lab;
 
 /// The `tally` binary under test.
 const TALLY: &str = env!("CARGO_BIN_EXE_tally");
@@ -66,6 +67,16 @@ pub fn inc_in(ns: &str, url: &str, by: &str) {
 
 /// The peers of that node as `(addr, source)`.
 pub fn peers_in(ns: &str, url: &str) -> Vec<(String, String)> {
+    peer_field_in(ns, url, "source")
+}
+
+/// The peers of that node as `(addr, status)` (`alive` or `down`).
+pub fn peer_status_in(ns: &str, url: &str) -> Vec<(String, String)> {
+    peer_field_in(ns, url, "status")
+}
+
+/// The peers of that node (`GET /peers`) as `(addr, the string field named field)`.
+fn peer_field_in(ns: &str, url: &str, field: &str) -> Vec<(String, String)> {
     let peers = format!("{url}/peers");
     let out = run_in(ns, &["curl", "-s", "--max-time", "2", &peers]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -76,12 +87,22 @@ pub fn peers_in(ns: &str, url: &str) -> Vec<(String, String)> {
                 .map(|p| {
                     (
                         p["addr"].as_str().unwrap_or_default().to_string(),
-                        p["source"].as_str().unwrap_or_default().to_string(),
+                        p[field].as_str().unwrap_or_default().to_string(),
                     )
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The HTTP API of the node on the lab's host `i` (these tests start it on port 8000).
+pub fn lab_api(lab: &Lab, i: usize) -> String {
+    format!("http://{}:8000", lab.address(i))
+}
+
+/// The value of the node on the lab's host `i`.
+pub fn lab_value(lab: &Lab, i: usize) -> Option<i64> {
+    value_in(&lab.namespace(i), &lab_api(lab, i))
 }
 
 /// Waits until `f` holds (polling every 100 ms); fails the test after `deadline`. Returns how
@@ -93,4 +114,25 @@ pub fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) -
         std::thread::sleep(Duration::from_millis(100));
     }
     started.elapsed()
+}
+
+/// SWIM's members at that node as `(addr, generation, state)`.
+pub fn members_in(ns: &str, url: &str) -> Vec<(String, u64, String)> {
+    let members = format!("{url}/members");
+    let out = run_in(ns, &["curl", "-s", "--max-time", "2", &members]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    (
+                        m["addr"].as_str().unwrap_or_default().to_string(),
+                        m["generation"].as_u64().unwrap_or_default(),
+                        m["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
