@@ -158,22 +158,6 @@ pub fn run(o: &SwimBenchOptions) -> SwimBenchReport {
         .filter(false_at)
         .filter(|d| d.at < start)
         .count();
-    if std::env::var_os("SWIM_DEBUG").is_some() {
-        for d in net.downs.iter().filter(false_at) {
-            let k: Vec<_> = kills
-                .iter()
-                .filter(|k| k.0 == d.subject)
-                .map(|k| (k.1.as_millis() / 1000, k.2.as_millis() / 1000))
-                .collect();
-            eprintln!(
-                "fp {} {} {} {:?}",
-                d.at.as_millis() / 1000,
-                d.observer,
-                d.subject,
-                k
-            );
-        }
-    }
     times.sort_unstable();
     lasts.sort_unstable();
     let secs = (warmup.as_millis() + o.duration.as_millis()) as f64 / 1000.0;

@@ -1,4 +1,6 @@
 use super::*;
+use crate::error::WireError;
+use crate::frame::split_header;
 use crate::store::{decode, Record, FORMAT_VERSION};
 use crate::time::Duration;
 
