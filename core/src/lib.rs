@@ -14,6 +14,7 @@
 //! | [`digest`] | the XXH64 state digest of spec §5, streamed |
 //! | [`auth`] | cluster keys and the HMAC-SHA256 frame tags of spec §8 |
 //! | [`peers`], [`engine`] | failure detection and the sans-IO gossip engine |
+//! | [`mdns`] | the mDNS/DNS-SD records of LAN discovery, written and read without allocation |
 //! | [`replica`] | the node: engine + identity + persistence protocol + events + transport counters |
 //! | [`store`] | the one codec (and format version) of what a node persists, on disk or in flash |
 //! | `sim` (feature `sim`) | N engines on virtual time over a simulated network |
@@ -80,6 +81,7 @@ pub mod error;
 pub mod ext;
 pub mod frame;
 pub mod id;
+pub mod mdns;
 #[cfg(feature = "membership")]
 pub mod membership;
 pub mod message;

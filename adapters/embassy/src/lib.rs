@@ -70,6 +70,8 @@
 mod config;
 mod datagram;
 mod fmt;
+#[cfg(feature = "mdns")]
+pub mod mdns;
 mod node;
 mod persist;
 mod runner;

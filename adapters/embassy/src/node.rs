@@ -4,7 +4,7 @@ use crate::state::{now, NodeState, PENDING};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use tally_core::named::{CounterMap, CounterName, MapError, MapStores, Unnamed};
 use tally_core::replica::{PrepareError, TransportStats};
-use tally_core::{Identity, LocalOp, NodeId, PeerSource, Prepared, Stats};
+use tally_core::{Identity, LocalOp, NodeId, PeerSource, PeerState, Prepared, Stats};
 
 /// Why a node could not start or an operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +249,23 @@ impl<M: RawMutex, const N: usize, const P: usize, const L: usize, Named: MapStor
     /// Removes a peer.
     pub fn remove_peer(&self, addr: &str) -> bool {
         self.node_state.replica(|r| r.remove_peer(addr))
+    }
+
+    /// Removes a peer if `source` added it (a discovery withdrawing what it found, and
+    /// nothing configured). Returns true when it was removed.
+    pub fn remove_peer_from(&self, addr: &str, source: PeerSource) -> bool {
+        self.node_state.replica(|r| {
+            r.peers().get(addr).is_some_and(|p| p.source == source) && r.remove_peer(addr)
+        })
+    }
+
+    /// Calls `f` with each peer: address, how it was found, and whether it is live.
+    pub fn for_each_peer(&self, mut f: impl FnMut(&str, PeerSource, PeerState)) {
+        self.node_state.replica(|r| {
+            for p in r.peers().iter() {
+                f(p.addr.as_str(), p.source, p.state());
+            }
+        })
     }
 
     /// What the gossip engine has done.

@@ -21,7 +21,8 @@ use crate::persist::WORK;
 use crate::show::Led;
 use crate::supervise::{self, Link, Watchdog, Watched};
 use core::ops::Range;
-use embassy_futures::select::{select4, Either4};
+use core::future::Future;
+use embassy_futures::select::{select, select4, Either, Either4};
 use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_time::Timer;
@@ -69,8 +70,10 @@ pub type Cells<
 
 /// Runs the board program on `stack` (see the module docs); never returns. `started` is
 /// handed the node's handle once it exists, before anything runs (the TAP node answers its
-/// test's questions through it; a firmware passes `|_| ()`). When the node cannot be built at
-/// all (a bad name or settings) it stops feeding the watchdog, which resets the board.
+/// test's questions through it; a firmware passes `|_| ()`). `discover` makes the board's
+/// discovery beside the node's loops — `tally_embassy::mdns::run` where the board has room
+/// for it, [`no_discovery`] where it has not. When the node cannot be built at all (a bad
+/// name or settings) it stops feeding the watchdog, which resets the board.
 pub async fn run<
     F,
     M,
@@ -78,6 +81,7 @@ pub async fn run<
     K,
     D,
     R,
+    Fut,
     const N: usize,
     const P: usize,
     const L: usize,
@@ -90,8 +94,10 @@ pub async fn run<
     settings: &Settings<'_>,
     mut board: Board<F, I, K, D, R>,
     started: impl FnOnce(Node<'static, M, N, P, L, Named>),
+    discover: impl FnOnce(Stack<'static>, Node<'static, M, N, P, L, Named>) -> Fut,
 ) -> !
 where
+    Fut: Future,
     F: NorFlash + 'static,
     M: RawMutex + 'static,
     I: Wait + InputPin,
@@ -131,23 +137,42 @@ where
             warn!("cannot reserve counter {}: {}", name.as_str(), e);
         }
     }
-    let outcome = select4(
-        parts.runner.run(&mut board.rng),
-        persisting(parts.persist),
-        button::count(node, &mut board.inc, &mut board.dec, &buttons),
-        supervise::run(
-            &mut Watched::new(node, &buttons),
-            &mut board.link,
-            &mut board.watchdog,
+    let discovery = async {
+        discover(stack, node).await;
+        // Discovery runs forever; should one end, the node goes on without it.
+        core::future::pending::<()>().await;
+    };
+    let outcome = select(
+        select4(
+            parts.runner.run(&mut board.rng),
+            persisting(parts.persist),
+            button::count(node, &mut board.inc, &mut board.dec, &buttons),
+            supervise::run(
+                &mut Watched::new(node, &buttons),
+                &mut board.link,
+                &mut board.watchdog,
+            ),
         ),
+        discovery,
     )
     .await;
     match outcome {
-        Either4::First(never)
-        | Either4::Second(never)
-        | Either4::Third(never)
-        | Either4::Fourth(never) => never,
+        Either::First(
+            Either4::First(never)
+            | Either4::Second(never)
+            | Either4::Third(never)
+            | Either4::Fourth(never),
+        ) => never,
+        Either::Second(()) => loop {
+            Timer::after_secs(3600).await;
+        },
     }
+}
+
+/// The `discover` of a board without LAN discovery: it joins through its static peers
+/// (`TALLY_PEERS`) and the peers that reach it.
+pub async fn no_discovery<T, U>(_: T, _: U) {
+    core::future::pending::<()>().await;
 }
 
 /// The persistence task, when the node has a store; a volatile node has none.

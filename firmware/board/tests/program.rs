@@ -184,7 +184,7 @@ fn run_board(
         watchdog: Dog(feeds),
         rng: Lcg(5),
     };
-    let program = program::run(stack, cells, &settings, board, |_| ());
+    let program = program::run(stack, cells, &settings, board, |_| (), program::no_discovery);
     match block_on(select(program, script)) {
         Either::First(never) => match never {},
         Either::Second(()) => {}

@@ -21,6 +21,8 @@ use esp_radio::wifi::{
     AuthenticationMethodConfig, Config as WifiConfig, Interface, WifiController,
 };
 use esp_storage::FlashStorage;
+#[cfg(feature = "mdns")]
+use static_cell::ConstStaticCell;
 use static_cell::StaticCell;
 use tally_board::persist::{work_size, Store};
 use tally_board::{node, program, settings, show, supervise};
@@ -93,6 +95,8 @@ const _: () = assert!(COUNTERS <= tally_board::persist::NAMED_KEYS);
 const BUTTONS: &str = tally_board::buttons::checked(option_env!("TALLY_BUTTONS"));
 type Counters = tally_core::named::FixedStores<COUNTERS, COUNTER_IDS, CELLS, 2>;
 type Tally = tally_embassy::State<NoopRawMutex, 32, 16, 64, 2, Counters>;
+#[cfg(feature = "mdns")]
+type TallyNode = tally_embassy::Node<'static, NoopRawMutex, 32, 16, 64, Counters>;
 type BoardFlash = BlockingAsync<FlashStorage<'static>>;
 
 #[embassy_executor::task]
@@ -192,8 +196,9 @@ async fn main(spawner: Spawner) {
     }
     spawn(&spawner, wifi_task(controller));
 
-    // Sockets: two accepting, one sending, the datagram socket, DHCP.
-    static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
+    // Sockets: two accepting, one sending, the datagram socket, DHCP (and mDNS).
+    static RESOURCES: StaticCell<StackResources<{ 5 + cfg!(feature = "mdns") as usize }>> =
+        StaticCell::new();
     let seed = (u64::from(rng.random()) << 32) | u64::from(rng.random());
     let (stack, net_runner) = embassy_net::new(
         station,
@@ -247,7 +252,19 @@ async fn main(spawner: Spawner) {
         watchdog,
         rng,
     };
-    program::run(stack, (&STORE, &STATE), &settings, board, |_| ()).await
+    #[cfg(feature = "mdns")]
+    let discover = mdns;
+    #[cfg(not(feature = "mdns"))]
+    let discover = program::no_discovery;
+    program::run(stack, (&STORE, &STATE), &settings, board, |_| (), discover).await
+}
+
+/// LAN discovery by mDNS/DNS-SD (`tally_embassy::mdns`): its socket's buffers live here.
+#[cfg(feature = "mdns")]
+async fn mdns(stack: embassy_net::Stack<'static>, node: TallyNode) {
+    static BUFFERS: ConstStaticCell<tally_embassy::mdns::MdnsBuffers> =
+        ConstStaticCell::new(tally_embassy::mdns::MdnsBuffers::new());
+    tally_embassy::mdns::run(stack, node, BUFFERS.take()).await
 }
 
 fn spawn<S>(

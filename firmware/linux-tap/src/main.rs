@@ -31,7 +31,8 @@
 //! - `named NAME` (answers `named NAME V`, or `named NAME none` when it holds no such
 //!   counter), `counters` (`counters N` and `NAME=V` pairs: every named counter it shows);
 //! - `value` (answers `value V`), `local` (`local INC DEC`: its own entry), `addr` (`address A` or `address none`: what the node
-//!   advertises), `stats` (`stats` and `name=N` pairs: gossip frames seen arriving and how
+//!   advertises), `peers` (`peers` and `ADDR=SOURCE:alive|down` pairs: `SOURCE` is `mdns`,
+//!   `static` or `other`), `stats` (`stats` and `name=N` pairs: gossip frames seen arriving and how
 //!   many compressed, Pushes received and merged, rejects by reason);
 //! - `stall` (the executor's thread blocks, as a hung main loop: the watchdog resets),
 //!   `panic`, `quit`.
@@ -71,6 +72,12 @@ type TapCounters = FixedStores<COUNTERS, IDS, CELLS, 2>;
 type TapState = State<NoopRawMutex, 32, 16, 64, 2, TapCounters>;
 type TapNode = Node<'static, NoopRawMutex, 32, 16, 64, TapCounters>;
 
+/// LAN discovery by mDNS/DNS-SD, as on the Pico W and the ESP32-C3.
+async fn mdns(stack: embassy_net::Stack<'static>, node: TapNode) {
+    static BUFFERS: StaticCell<tally_embassy::mdns::MdnsBuffers> = StaticCell::new();
+    tally_embassy::mdns::run(stack, node, BUFFERS.init(Default::default())).await
+}
+
 /// How long a press holds the button down, and then up (over the 20 ms debounce).
 const PRESS: Duration = Duration::from_millis(40);
 
@@ -82,6 +89,7 @@ enum Command {
     Local,
     Addr,
     Stats,
+    Peers,
     Stall,
     Panic,
     Quit,
@@ -348,6 +356,7 @@ fn obey(line: &str, buttons: &Buttons) -> Result<(), &'static str> {
         Some("local") => Command::Local,
         Some("addr") => Command::Addr,
         Some("stats") => Command::Stats,
+        Some("peers") => Command::Peers,
         Some("stall") => Command::Stall,
         Some("panic") => Command::Panic,
         Some("quit") => Command::Quit,
@@ -400,6 +409,22 @@ async fn commands_task(node: TapNode) -> ! {
                 ));
             }
             Command::Stats => say(&stats_line(&node)),
+            Command::Peers => {
+                let mut line = String::from("peers");
+                node.for_each_peer(|addr, source, state| {
+                    let source = match source {
+                        tally_core::PeerSource::Mdns => "mdns",
+                        tally_core::PeerSource::Static => "static",
+                        _ => "other",
+                    };
+                    let state = match state {
+                        tally_embassy::PeerState::Down => "down",
+                        _ => "alive",
+                    };
+                    line.push_str(&format!(" {addr}={source}:{state}"));
+                });
+                say(&line);
+            }
             Command::Stall => {
                 log::warn!("stalling the executor");
                 std::thread::sleep(Duration::from_secs(3600));
@@ -444,8 +469,8 @@ async fn main(spawner: Spawner) {
     say(&format!("mac {m}"));
     watch::set_link(args.link_up);
 
-    // Sockets as on the boards: two accepting, one sending, the datagram socket, DHCP.
-    static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
+    // Sockets as on the boards: two accepting, one sending, the datagram socket, mDNS, DHCP.
+    static RESOURCES: StaticCell<StackResources<6>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         watch::Watched::new(device, args.port),
         embassy_net::Config::dhcpv4(Default::default()),
@@ -492,11 +517,18 @@ async fn main(spawner: Spawner) {
         watchdog,
         rng: Rng(seed()),
     };
-    program::run(stack, (&STORE, &STATE), &settings, board, |node| {
-        say(&format!("ready {}", node.id().as_str()));
-        if let Ok(t) = commands_task(node) {
-            spawner.spawn(t);
-        }
-    })
+    program::run(
+        stack,
+        (&STORE, &STATE),
+        &settings,
+        board,
+        |node| {
+            say(&format!("ready {}", node.id().as_str()));
+            if let Ok(t) = commands_task(node) {
+                spawner.spawn(t);
+            }
+        },
+        mdns,
+    )
     .await
 }

@@ -13,6 +13,8 @@ use embassy_rp::gpio::Input;
 use embassy_rp::peripherals::{FLASH, WATCHDOG};
 use embassy_rp::Peri;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+#[cfg(feature = "mdns")]
+use static_cell::ConstStaticCell;
 use static_cell::StaticCell;
 use tally_board::node;
 use tally_board::persist::{work_size, Store};
@@ -71,6 +73,8 @@ pub type Counters = FixedStores<COUNTERS, COUNTER_IDS, CELLS, 2>;
 /// The node's memory: replica for 32 entries, 16 peers, 64-byte ids and the named counters,
 /// two accepting sockets.
 pub type Tally = tally_embassy::State<NoopRawMutex, 32, 16, 64, 2, Counters>;
+/// The handle of a running [`Tally`] node.
+pub type TallyNode = tally_embassy::Node<'static, NoopRawMutex, 32, 16, 64, Counters>;
 /// The on-chip flash, async (DMA).
 pub type BoardFlash = Flash<'static, FLASH, Async, FLASH_SIZE>;
 
@@ -152,9 +156,10 @@ pub fn node_name(uid: &[u8; 8]) -> heapless::String<64> {
 /// Runs the board program ([`tally_board::program`]) on `stack` with the flash store and the
 /// buttons: it counts from boot, before the network is up, and gossips once DHCP gives an
 /// address; `link` keeps the network up and lights the LED; the watchdog is fed from its main
-/// loop. Never returns. The RP2040's ring-oscillator RNG makes the incarnation and picks
-/// gossip partners.
-pub async fn run(
+/// loop; `discover` is the board's discovery (`mdns` on a Pico W built with the feature
+/// `mdns`, else none). Never returns. The RP2040's
+/// ring-oscillator RNG makes the incarnation and picks gossip partners.
+pub async fn run<Fut: core::future::Future>(
     stack: embassy_net::Stack<'static>,
     flash: BoardFlash,
     name: &str,
@@ -162,6 +167,7 @@ pub async fn run(
     buttons: (Input<'static>, Input<'static>),
     link: impl tally_board::supervise::Link + tally_board::show::Led,
     watchdog: BoardWatchdog,
+    discover: impl FnOnce(embassy_net::Stack<'static>, TallyNode) -> Fut,
 ) -> ! {
     static STORE: StaticCell<Store<BoardFlash, { work_size(CELLS) }>> = StaticCell::new();
     static STATE: StaticCell<Tally> = StaticCell::new();
@@ -188,5 +194,17 @@ pub async fn run(
         watchdog,
         rng: RoscRng,
     };
-    tally_board::program::run(stack, (&STORE, &STATE), &settings, board, |_| ()).await
+    tally_board::program::run(stack, (&STORE, &STATE), &settings, board, |_| (), discover).await
+}
+
+/// Sockets of the stack: two accepting, one sending, the datagram socket, DHCP, and mDNS
+/// with the feature `mdns`.
+pub const SOCKETS: usize = 5 + cfg!(feature = "mdns") as usize;
+
+/// LAN discovery by mDNS/DNS-SD (`tally_embassy::mdns`): its socket's buffers live here.
+#[cfg(feature = "mdns")]
+pub async fn mdns(stack: embassy_net::Stack<'static>, node: TallyNode) {
+    static BUFFERS: ConstStaticCell<tally_embassy::mdns::MdnsBuffers> =
+        ConstStaticCell::new(tally_embassy::mdns::MdnsBuffers::new());
+    tally_embassy::mdns::run(stack, node, BUFFERS.take()).await
 }

@@ -146,6 +146,20 @@ impl Board {
         self.ask("value", "value ")?.parse().ok()
     }
 
+    /// The board's peers: `(address, source, state)`, as its `peers` command reports them
+    /// (source `mdns`, `static` or `other`; state `alive` or `down`).
+    pub fn peers(&mut self) -> Option<Vec<(String, String, String)>> {
+        let answer = self.ask("peers", "peers")?;
+        answer
+            .split_whitespace()
+            .map(|pair| {
+                let (addr, rest) = pair.split_once('=')?;
+                let (source, state) = rest.split_once(':')?;
+                Some((addr.to_string(), source.to_string(), state.to_string()))
+            })
+            .collect()
+    }
+
     /// One press: +1 (`up`) or −1.
     pub fn press(&mut self, up: bool) -> Outcome {
         let Some(before) = self.local() else {

@@ -40,18 +40,9 @@ pub async fn run(node: Arc<Node>, advertise: SocketAddr, token: CancellationToke
     let _ = task.await;
 }
 
-/// An mDNS instance name from a node id: letters, digits and `-` (other bytes become `-`).
+/// An mDNS instance name from a node id: the boards' rule (`tally_core::mdns::instance_label`).
 fn instance_name(id: &str) -> String {
-    let name: String = id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
-        .collect();
-    if name.is_empty() {
-        "tally".into()
-    } else {
-        name
-    }
+    tally_core::mdns::instance_label(id).as_str().to_string()
 }
 
 fn announce_and_browse(

@@ -127,8 +127,18 @@ async fn main(spawner: Spawner) {
         .set_power_management(cyw43::PowerManagementMode::PowerSave)
         .await;
 
-    // Sockets: two accepting, one sending, the datagram socket, DHCP.
-    static RESOURCES: StaticCell<StackResources<5>> = StaticCell::new();
+    // mDNS: the radio passes the group's frames (01:00:5e:00:00:fb) only once told to.
+    #[cfg(feature = "mdns")]
+    if control
+        .add_multicast_address([0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb])
+        .await
+        .is_err()
+    {
+        warn!("cannot receive mDNS multicast; LAN discovery only answers");
+    }
+
+    // Sockets: two accepting, one sending, the datagram socket, DHCP (and mDNS).
+    static RESOURCES: StaticCell<StackResources<{ app::SOCKETS }>> = StaticCell::new();
     let (stack, net_runner) = embassy_net::new(
         device,
         embassy_net::Config::dhcpv4(Default::default()),
@@ -147,6 +157,10 @@ async fn main(spawner: Spawner) {
         Input::new(p.PIN_15, Pull::Up),
     );
     let radio = Radio { control, stack };
+    #[cfg(feature = "mdns")]
+    let discover = app::mdns;
+    #[cfg(not(feature = "mdns"))]
+    let discover = tally_board::program::no_discovery;
     app::run(
         stack,
         flash,
@@ -155,6 +169,7 @@ async fn main(spawner: Spawner) {
         buttons,
         radio,
         watchdog,
+        discover,
     )
     .await
 }

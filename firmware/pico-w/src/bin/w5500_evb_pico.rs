@@ -131,6 +131,7 @@ async fn main(spawner: Spawner) {
         buttons,
         link,
         watchdog,
+        tally_board::program::no_discovery,
     )
     .await
 }
