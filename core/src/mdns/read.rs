@@ -4,8 +4,10 @@ use super::{rtype, MdnsError, NAME_MAX, SERVICE};
 use core::net::{Ipv4Addr, SocketAddrV4};
 
 /// A peer an answer names: an instance of the service and where it gossips.
+///
+/// No `defmt::Format`: defmt formats `core::net` addresses only with a feature boards do
+/// not enable; log the address as a string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Found {
     /// Its gossip address: the TXT `addr` of the instance, or else each A record of the
     /// SRV's host at the SRV's port.
