@@ -100,6 +100,7 @@ fn a_killed_member_is_marked_down_everywhere_and_readmitted() {
         log: dir.path().join("board.log"),
         peers: Vec::new(),
         sync_interval: Duration::from_millis(500),
+        mdns: true,
     })
     .unwrap();
     let board = Mutex::new(board);

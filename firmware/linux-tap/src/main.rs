@@ -13,6 +13,7 @@
 //! ```text
 //! tally-tap-node --tap NAME --flash FILE [--flash-size BYTES] [--id NAME] [--port 9000]
 //!                [--peers A,B] [--sync-interval-ms 200] [--link up|down] [--buttons SPEC]
+//!                [--mdns]
 //! ```
 //!
 //! The node counts under `NAME#incarnation` (NAME defaults to `tap-` and the TAP device's
@@ -72,8 +73,11 @@ type TapCounters = FixedStores<COUNTERS, IDS, CELLS, 2>;
 type TapState = State<NoopRawMutex, 32, 16, 64, 2, TapCounters>;
 type TapNode = Node<'static, NoopRawMutex, 32, 16, 64, TapCounters>;
 
-/// LAN discovery by mDNS/DNS-SD, as on the Pico W and the ESP32-C3.
-async fn mdns(stack: embassy_net::Stack<'static>, node: TapNode) {
+/// LAN discovery by mDNS/DNS-SD (`--mdns`), as on a Pico W or ESP32-C3 built with it.
+async fn mdns(stack: embassy_net::Stack<'static>, node: TapNode, on: bool) {
+    if !on {
+        return core::future::pending().await;
+    }
     static BUFFERS: StaticCell<tally_embassy::mdns::MdnsBuffers> = StaticCell::new();
     tally_embassy::mdns::run(stack, node, BUFFERS.init(Default::default())).await
 }
@@ -107,6 +111,7 @@ struct Args {
     sync_interval_ms: u64,
     link_up: bool,
     buttons: String,
+    mdns: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -120,6 +125,7 @@ fn parse_args() -> Result<Args, String> {
     let mut sync_interval_ms = 2000u64;
     let mut link_up = true;
     let mut buttons = String::new();
+    let mut mdns = false;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -149,6 +155,7 @@ fn parse_args() -> Result<Args, String> {
                     other => return Err(format!("--link is up or down, not {other}")),
                 }
             }
+            "--mdns" => mdns = true,
             "--buttons" => {
                 buttons = value()?;
                 tally_board::buttons::Buttons::parse(&buttons)
@@ -167,6 +174,7 @@ fn parse_args() -> Result<Args, String> {
         sync_interval_ms,
         link_up,
         buttons,
+        mdns,
     })
 }
 
@@ -528,7 +536,7 @@ async fn main(spawner: Spawner) {
                 spawner.spawn(t);
             }
         },
-        mdns,
+        |stack, node| mdns(stack, node, args.mdns),
     )
     .await
 }

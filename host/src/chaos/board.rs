@@ -34,6 +34,8 @@ pub struct BoardSpec {
     pub peers: Vec<String>,
     /// Its gossip interval.
     pub sync_interval: Duration,
+    /// LAN discovery by mDNS (`--mdns`).
+    pub mdns: bool,
 }
 
 /// The running board (or the one to start again).
@@ -70,6 +72,7 @@ impl Board {
             .arg(&self.spec.flash)
             .args(["--id", "board", "--peers", &self.spec.peers.join(",")])
             .args(["--sync-interval-ms", &sync])
+            .args(self.spec.mdns.then_some("--mdns"))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -70,6 +70,7 @@ impl Cluster {
                     .map(|j| format!("{}:{GOSSIP_PORT}", cluster.lab.address(j)))
                     .collect(),
                 sync_interval,
+                mdns: false,
             };
             cluster.board = Some(Arc::new(Mutex::new(Board::start(spec)?)));
         }
