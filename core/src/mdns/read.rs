@@ -179,12 +179,15 @@ pub fn asks_for(msg: &[u8], label: &str) -> Result<bool, MdnsError> {
         let (q, next) = name(msg, p)?;
         let qtype = u16_at(msg, next)?;
         p = next + 4;
+        // `LABEL.rest`, compared without case.
         let mine = |rest: &str| {
-            q.is_under(rest)
-                && q.bytes()
-                    .get(..label.len())
+            let b = q.bytes();
+            b.len() == label.len() + 1 + rest.len()
+                && b.get(..label.len())
                     .is_some_and(|l| l.eq_ignore_ascii_case(label.as_bytes()))
-                && q.len == label.len() + 1 + rest.len()
+                && b.get(label.len()) == Some(&b'.')
+                && b.get(label.len() + 1..)
+                    .is_some_and(|r| r.eq_ignore_ascii_case(rest.as_bytes()))
         };
         asked |= (q.is(SERVICE) && matches!(qtype, rtype::PTR | rtype::ANY))
             || (mine(SERVICE) && matches!(qtype, rtype::SRV | rtype::TXT | rtype::ANY))
